@@ -1,0 +1,51 @@
+# login-etl — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed-stamp
+EVENT    ?= events/sqs-mixed-batch.json
+
+.PHONY: help setup test test-unit lint typecheck db-init run-event pg-up pg-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+setup: $(STAMP) ## create .venv (Python 3.13) with every pinned dev dependency
+
+$(STAMP): requirements-dev.txt handler/requirements.txt pyproject.toml
+	@PY313="$$(localdev/find-python313)" || exit 1; \
+	  echo "make setup: using $$PY313"; \
+	  test -x $(PY) || "$$PY313" -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+test: setup ## run every check and test (what CI runs)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m pytest
+
+test-unit: setup ## only the fast unit tests
+	$(PY) -m pytest tests/unit
+
+lint: setup ## ruff (lint + import order) and mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+pg-up: setup ## start the local Postgres (.local/postgres) and print its DATABASE_URL
+	@$(PY) -m localdev.postgres start
+
+pg-down: setup ## stop the local Postgres
+	@$(PY) -m localdev.postgres stop
+
+db-init: setup ## create user_logins (seed DDL, if absent), the ledger and the analyst view
+	@$(PY) -m localdev.run_event --db-init-only
+
+run-event: setup ## run lambda_handler on EVENT (default events/sqs-mixed-batch.json) against local Postgres
+	@$(PY) -m localdev.run_event $(EVENT)
+
+clean: ## remove build and test leftovers (keeps .venv and .local)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,92 @@
+"""Configuration from the environment, resolved at the start of each invocation.
+
+| variable                    | meaning                                                  |
+|-----------------------------|----------------------------------------------------------|
+| ``DB_SECRET_ARN``           | RDS-shaped secret (host, port, username, password, dbname); wins over ``DATABASE_URL`` |
+| ``DATABASE_URL``            | ``postgresql://user:password@host:port/db[?sslmode=require]`` |
+| ``DB_SSLMODE``              | sslmode with ``DB_SECRET_ARN`` (default ``require``)     |
+| ``DB_CONNECT_TIMEOUT``      | seconds (default 5)                                      |
+| ``DB_STATEMENT_TIMEOUT_MS`` | statement and lock timeout (default 10000)               |
+| ``PII_HASH_KEY``            | masking key, UTF-8 text                                  |
+| ``PII_HASH_KEY_SECRET_ARN`` | Secrets Manager secret holding the key                   |
+| ``PII_HASH_KEY_PARAMETER``  | SSM SecureString parameter holding the key               |
+
+Secrets are cached by Powertools Parameters for ``SECRETS_MAX_AGE_SECONDS`` (300).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from .postgres import ConnectionSettings
+from .secrets import SecretSource
+
+
+class ConfigurationError(RuntimeError):
+    """Required configuration is missing or unreadable: refuse to process."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database: ConnectionSettings
+    masking_key: bytes
+
+
+def load_settings(env: Mapping[str, str] | None = None, secrets: SecretSource | None = None) -> Settings:
+    env = os.environ if env is None else env
+    source = secrets or SecretSource()
+    return Settings(database=database_settings(env, source), masking_key=masking_key(env, source))
+
+
+def masking_key(env: Mapping[str, str], secrets: SecretSource) -> bytes:
+    """The HMAC key. Never falls back to an unkeyed hash: no key, no processing."""
+    if env.get("PII_HASH_KEY"):
+        return env["PII_HASH_KEY"].encode("utf-8")
+    if env.get("PII_HASH_KEY_SECRET_ARN"):
+        key = _fetch(lambda: secrets.secret_string(env["PII_HASH_KEY_SECRET_ARN"]), "masking key secret")
+    elif env.get("PII_HASH_KEY_PARAMETER"):
+        key = _fetch(lambda: secrets.secure_parameter(env["PII_HASH_KEY_PARAMETER"]), "masking key parameter")
+    else:
+        raise ConfigurationError(
+            "no masking key configured (set PII_HASH_KEY, PII_HASH_KEY_SECRET_ARN or "
+            "PII_HASH_KEY_PARAMETER); refusing to process without one"
+        )
+    if not key:
+        raise ConfigurationError("the configured masking key is empty; refusing to process")
+    return key.encode("utf-8")
+
+
+def database_settings(env: Mapping[str, str], secrets: SecretSource) -> ConnectionSettings:
+    if env.get("DB_SECRET_ARN"):
+        raw = _fetch(lambda: secrets.secret_string(env["DB_SECRET_ARN"]), "database secret")
+        try:
+            settings = ConnectionSettings.from_rds_secret(
+                json.loads(raw), sslmode=env.get("DB_SSLMODE", "require")
+            )
+        except ValueError as error:  # includes JSONDecodeError
+            raise ConfigurationError(f"database secret is not usable: {error}") from None
+    elif env.get("DATABASE_URL"):
+        try:
+            settings = ConnectionSettings.from_url(env["DATABASE_URL"])
+        except ValueError as error:
+            raise ConfigurationError(f"DATABASE_URL is not usable: {error}") from None
+    else:
+        raise ConfigurationError("no database configured (set DB_SECRET_ARN or DATABASE_URL)")
+    try:
+        if env.get("DB_CONNECT_TIMEOUT"):
+            settings = replace(settings, connect_timeout=float(env["DB_CONNECT_TIMEOUT"]))
+        if env.get("DB_STATEMENT_TIMEOUT_MS"):
+            settings = replace(settings, statement_timeout_ms=int(env["DB_STATEMENT_TIMEOUT_MS"]))
+    except ValueError:
+        raise ConfigurationError("DB_CONNECT_TIMEOUT / DB_STATEMENT_TIMEOUT_MS must be numbers") from None
+    return settings
+
+
+def _fetch(read: Callable[[], str], what: str) -> str:
+    try:
+        return read()
+    except Exception as error:  # noqa: BLE001 - any failure here must fail closed
+        raise ConfigurationError(f"cannot read the {what}: {type(error).__name__}: {error}") from None

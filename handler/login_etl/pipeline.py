@@ -1,0 +1,169 @@
+"""One SQS batch: parse/validate → mask → store → batch response.
+
+Pure orchestration: no AWS or database import. The store is any :class:`LoginSink`
+(``PostgresSink`` in production), so the same rules run in the Lambda handler, the
+``login-etl drain`` command and the tests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from .masking import Masker
+from .records import ParsedRow, Rejection, Row, to_row
+from .table import TableShape
+
+_MS_PER_DAY = 86_400_000
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    message_id: str
+    row: Row
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    """What the sink did with the rows it was given."""
+
+    written: set[str] = field(default_factory=set)
+    duplicates: set[str] = field(default_factory=set)  # already in the ledger
+    rejected: dict[str, Rejection] = field(default_factory=dict)  # refused by the database
+
+
+class RejectionLog(Protocol):
+    """The part of a logger the pipeline uses (Powertools Logger or logging.Logger)."""
+
+    def warning(self, msg: str, *, extra: dict[str, Any]) -> Any: ...
+
+
+class LoginSink(Protocol):
+    def table_shape(self) -> TableShape: ...
+
+    def write(self, rows: Sequence[PendingRow], *, stop_at_first_rejection: bool) -> WriteOutcome:
+        """Write rows not yet in the ledger, all in one transaction.
+
+        Raises on a batch-level failure (database unreachable, timeout): then nothing
+        may be reported as written.
+        """
+        ...
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Outcome of one batch, in the order the records arrived."""
+
+    failed_message_ids: list[str] = field(default_factory=list)
+    written: int = 0
+    duplicates: int = 0
+    rejections: Counter[str] = field(default_factory=Counter)
+    fifo_held_back: int = 0
+    unknown_keys: int = 0
+
+    @property
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """The Lambda partial batch response."""
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in self.failed_message_ids]}
+
+
+def process_batch(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    sink: LoginSink,
+    masker: Masker,
+    logger: RejectionLog,
+    today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+) -> BatchResult:
+    """Validate, mask and write one batch of SQS records (Lambda event shape).
+
+    Records that are rejected, refused by the database, or (on a FIFO queue) come after
+    a rejected one are returned as failures so SQS redelivers them and, after
+    ``maxReceiveCount``, moves them to the dead-letter queue.
+    """
+    records = list(records)
+    result = BatchResult()
+    if not records:
+        return result
+    fifo = str(records[0].get("eventSourceARN", "")).endswith(".fifo")
+    shape = sink.table_shape()
+    dates = _DateCache(today)
+
+    order: list[str] = []  # message ids in arrival order, each once
+    seen: set[str] = set()
+    pending: list[PendingRow] = []
+    rejected: dict[str, Rejection] = {}
+    for record in records:
+        message_id = str(record["messageId"])
+        if message_id in seen:
+            continue  # the same message twice in one batch: one outcome for both
+        seen.add(message_id)
+        order.append(message_id)
+        if fifo and rejected:
+            continue  # held back: AWS requires the rest of a FIFO batch to fail too
+        parsed = to_row(record.get("body"), shape, masker, dates.for_record(record))
+        if isinstance(parsed, ParsedRow):
+            pending.append(PendingRow(message_id, parsed.row))
+            result.unknown_keys += parsed.unknown_keys
+        else:
+            rejected[message_id] = parsed
+
+    outcome = sink.write(pending, stop_at_first_rejection=fifo) if pending else WriteOutcome()
+    rejected.update(outcome.rejected)
+
+    for message_id, rejection in rejected.items():
+        result.rejections[rejection.reason] += 1
+        logger.warning(
+            "record rejected",
+            extra={
+                "message_id": message_id,
+                "reason": rejection.reason,
+                "field": rejection.field,
+                "detail": rejection.detail,
+            },
+        )
+    ok = outcome.written | outcome.duplicates
+    for message_id in order:
+        if message_id not in ok:
+            result.failed_message_ids.append(message_id)
+            if message_id not in rejected:
+                result.fifo_held_back += 1
+    result.written = len(outcome.written)
+    result.duplicates = len(outcome.duplicates)
+    return result
+
+
+class _DateCache:
+    """UTC date of ``SentTimestamp``; one datetime computation per distinct day."""
+
+    __slots__ = ("_by_day", "_today", "_today_value")
+
+    def __init__(self, today: Callable[[], date]) -> None:
+        self._by_day: dict[int, date] = {}
+        self._today = today
+        self._today_value: date | None = None
+
+    def _fallback(self) -> date:
+        if self._today_value is None:
+            self._today_value = self._today()
+        return self._today_value
+
+    def for_record(self, record: Mapping[str, Any]) -> date:
+        attributes = record.get("attributes")
+        sent = attributes.get("SentTimestamp") if isinstance(attributes, Mapping) else None
+        try:
+            day = int(sent) // _MS_PER_DAY  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return self._fallback()
+        cached = self._by_day.get(day)
+        if cached is None:
+            try:
+                cached = date.fromordinal(_EPOCH.toordinal() + day)
+            except (OverflowError, ValueError):
+                return self._fallback()
+            self._by_day[day] = cached
+        return cached

@@ -1,0 +1,319 @@
+"""Postgres adapter: connection lifecycle, table introspection and the batch write.
+
+Example::
+
+    sink = PostgresSink(ConnectionSettings.from_url("postgresql://u:p@host:5432/db"))
+    shape = sink.table_shape()          # once per connection
+    outcome = sink.write(rows, stop_at_first_rejection=False)
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pg8000.native
+from pg8000.exceptions import DatabaseError, InterfaceError
+
+from . import sql
+from .pipeline import PendingRow, WriteOutcome
+from .records import Rejection
+from .table import (
+    REQUIRED_COLUMNS,
+    TABLE_NAME,
+    AppVersionKind,
+    SchemaError,
+    TableShape,
+)
+
+# SQLSTATE classes caused by one row's values (22 data exception, 23 integrity
+# constraint, P0 raised by a trigger): isolate the row instead of failing the batch.
+_ROW_LEVEL_CLASSES: Final = ("22", "23", "P0")
+_INTEGER_TYPES: Final = ("integer", "bigint")
+_TEXT_TYPES: Final = ("character varying", "text", "character")
+_SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached or the write failed as a whole."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    host: str
+    port: int
+    user: str
+    password: str | None
+    database: str
+    sslmode: str = "disable"
+    sslrootcert: str | None = None
+    connect_timeout: float = 5.0
+    statement_timeout_ms: int = 10_000
+
+    @classmethod
+    def from_url(cls, url: str) -> ConnectionSettings:
+        """Parse ``postgresql://user:password@host:port/dbname[?sslmode=…]``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("DATABASE_URL must start with postgresql://")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        settings = cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or 5432,
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password) if parts.password is not None else None,
+            database=unquote(parts.path.lstrip("/")) or "postgres",
+        )
+        return settings.with_options(query)
+
+    @classmethod
+    def from_rds_secret(cls, secret: dict[str, Any], sslmode: str = "require") -> ConnectionSettings:
+        """The Secrets Manager RDS JSON shape: host, port, username, password, dbname."""
+        try:
+            return cls(
+                host=str(secret["host"]),
+                port=int(secret.get("port", 5432)),
+                user=str(secret["username"]),
+                password=str(secret["password"]),
+                database=str(secret.get("dbname", "postgres")),
+            ).with_options({"sslmode": sslmode})
+        except KeyError as missing:
+            raise ValueError(f"database secret lacks the key {missing}") from None
+
+    def with_options(self, options: dict[str, str]) -> ConnectionSettings:
+        sslmode = options.get("sslmode", self.sslmode)
+        if sslmode not in _SSLMODES:
+            raise ValueError(f"unsupported sslmode {sslmode!r}")
+        changed = replace(self, sslmode=sslmode, sslrootcert=options.get("sslrootcert"))
+        if "connect_timeout" in options:
+            changed = replace(changed, connect_timeout=float(options["connect_timeout"]))
+        return changed
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        # libpq's "allow"/"prefer" would fall back to plaintext; we do not negotiate:
+        # they mean no TLS here (documented), "require" means TLS without verification.
+        if self.sslmode in ("disable", "allow", "prefer"):
+            return None
+        context = ssl.create_default_context(cafile=self.sslrootcert)
+        if self.sslmode != "verify-full":
+            context.check_hostname = False
+        if self.sslmode == "require":
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def redacted(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}/{self.database} sslmode={self.sslmode}"
+
+
+def connect(settings: ConnectionSettings) -> pg8000.native.Connection:
+    """Open a connection whose every wait is bounded.
+
+    Connecting is bounded by ``connect_timeout``; every later socket read by the
+    statement timeout plus a margin, so a server that stops answering cannot hang us.
+    """
+    try:
+        sock = socket.create_connection((settings.host, settings.port), settings.connect_timeout)
+    except OSError as error:
+        raise DatabaseUnavailable(
+            f"cannot connect to Postgres at {settings.host}:{settings.port}: {error}"
+        ) from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    # pg8000 writes a statement as several small messages; without NODELAY, Nagle's
+    # algorithm and delayed ACKs add milliseconds to every round trip.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(settings.connect_timeout + settings.statement_timeout_ms / 1000)
+    try:
+        conn = pg8000.native.Connection(
+            settings.user,
+            password=settings.password,
+            database=settings.database,
+            sock=sock,
+            ssl_context=settings.ssl_context(),
+            application_name="login-etl",
+        )
+        timeout = str(settings.statement_timeout_ms)
+        conn.run(sql.SESSION_TIMEOUTS, statement_timeout=timeout, idle_timeout=timeout)
+    except (InterfaceError, DatabaseError, OSError) as error:
+        sock.close()
+        raise DatabaseUnavailable(
+            f"cannot open a Postgres session ({settings.redacted()}): {_describe(error)}"
+        ) from None
+    return conn
+
+
+def read_table_shape(conn: pg8000.native.Connection) -> TableShape:
+    """Inspect ``user_logins`` and check the ledger exists (one query each)."""
+    rows = conn.run(sql.TABLE_COLUMNS, table=TABLE_NAME)
+    columns = {name: (data_type, max_length) for name, data_type, max_length in rows}
+    if not columns:
+        raise SchemaError(f"table {TABLE_NAME} does not exist; run `make db-init`")
+    missing = REQUIRED_COLUMNS - columns.keys()
+    if missing:
+        raise SchemaError(f"table {TABLE_NAME} lacks columns {sorted(missing)}")
+    if not conn.run(sql.LEDGER_EXISTS, name=sql.LEDGER)[0][0]:
+        raise SchemaError(f"ledger table {sql.LEDGER} does not exist; run `make db-init`")
+    data_type, max_length = columns["app_version"]
+    if data_type in _INTEGER_TYPES:
+        kind = AppVersionKind.INTEGER
+    elif data_type in _TEXT_TYPES:
+        kind = AppVersionKind.TEXT
+    else:
+        raise SchemaError(f"{TABLE_NAME}.app_version has unsupported type {data_type}")
+    return TableShape(kind, max_length, has_create_date="create_date" in columns)
+
+
+class PostgresSink:
+    """Writes batches to ``user_logins`` with an exactly-once ledger.
+
+    One connection, kept across warm invocations; re-opened when it was dropped.
+    """
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self._settings = settings
+        self._conn: pg8000.native.Connection | None = None
+        self._shape: TableShape | None = None
+        self._statement: pg8000.native.PreparedStatement | None = None
+
+    def table_shape(self) -> TableShape:
+        self._ensure_connection()
+        assert self._shape is not None
+        return self._shape
+
+    def write(self, rows: Sequence[PendingRow], *, stop_at_first_rejection: bool) -> WriteOutcome:
+        payload = json.dumps([[r.message_id, *r.row] for r in rows])
+        try:
+            fresh = self._write_reconnecting(payload)
+        except _RowRejected:
+            return self._write_isolating(rows, stop_at_first_rejection)
+        return WriteOutcome(written=fresh, duplicates={r.message_id for r in rows} - fresh)
+
+    def close(self) -> None:
+        conn, self._conn, self._shape, self._statement = self._conn, None, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except (InterfaceError, DatabaseError, OSError):
+                pass
+
+    # -- internals -------------------------------------------------------------
+
+    def _ensure_connection(self) -> pg8000.native.Connection:
+        if self._conn is None:
+            conn = connect(self._settings)
+            try:
+                shape = read_table_shape(conn)
+            except (InterfaceError, DatabaseError, OSError) as error:
+                conn.close()
+                raise DatabaseUnavailable(f"cannot read the table: {_describe(error)}") from None
+            except SchemaError:
+                conn.close()
+                raise
+            self._conn, self._shape = conn, shape
+            # Prepared once per connection: pg8000 re-scans the SQL text for :params on
+            # every run(), and Postgres would re-plan it.
+            self._statement = conn.prepare(sql.write_batch(shape))
+        return self._conn
+
+    def _write_reconnecting(self, payload: str) -> set[str]:
+        try:
+            return self._run_write(payload)
+        except _ConnectionLost:
+            # A warm connection may have been dropped between invocations. Retrying on
+            # a new one is safe even if the lost statement did commit: the ledger
+            # turns the repeat into duplicates.
+            self.close()
+        try:
+            return self._run_write(payload)
+        except _ConnectionLost as lost:
+            self.close()
+            raise DatabaseUnavailable(
+                f"connection lost during the batch write: {_describe(lost.__cause__ or lost)}"
+            ) from None
+
+    def _run_write(self, payload: str) -> set[str]:
+        self._ensure_connection()
+        assert self._statement is not None
+        try:
+            result = self._statement.run(rows=payload)
+        except DatabaseError as error:
+            if _sqlstate(error).startswith(_ROW_LEVEL_CLASSES):
+                raise _RowRejected from error
+            if _is_connection_error(error):
+                raise _ConnectionLost from error
+            self.close()
+            raise DatabaseUnavailable(f"batch write failed: {_describe(error)}") from None
+        except (InterfaceError, OSError) as error:
+            raise _ConnectionLost from error
+        return {row[0] for row in result}
+
+    def _write_isolating(
+        self, rows: Sequence[PendingRow], stop_at_first_rejection: bool
+    ) -> WriteOutcome:
+        """Bisect inside one transaction (savepoints) to find the rows Postgres refuses."""
+        conn = self._ensure_connection()
+        assert self._statement is not None
+        outcome = WriteOutcome()
+        pending: list[Sequence[PendingRow]] = [rows]
+        try:
+            conn.run("BEGIN")
+            while pending:
+                chunk = pending.pop(0)
+                conn.run("SAVEPOINT chunk")
+                try:
+                    payload = json.dumps([[r.message_id, *r.row] for r in chunk])
+                    fresh = {row[0] for row in self._statement.run(rows=payload)}
+                except DatabaseError as error:
+                    if not _sqlstate(error).startswith(_ROW_LEVEL_CLASSES):
+                        raise
+                    conn.run("ROLLBACK TO SAVEPOINT chunk")
+                    if len(chunk) == 1:
+                        outcome.rejected[chunk[0].message_id] = Rejection(
+                            "database_rejected", detail=f"SQLSTATE {_sqlstate(error)}"
+                        )
+                        if stop_at_first_rejection:
+                            break
+                    else:
+                        half = len(chunk) // 2
+                        pending[:0] = [chunk[:half], chunk[half:]]  # keep arrival order
+                    continue
+                conn.run("RELEASE SAVEPOINT chunk")
+                outcome.written |= fresh
+                outcome.duplicates |= {r.message_id for r in chunk} - fresh
+            conn.run("COMMIT")
+        except (InterfaceError, DatabaseError, OSError) as error:
+            self.close()
+            raise DatabaseUnavailable(f"batch write failed: {_describe(error)}") from None
+        return outcome
+
+
+class _ConnectionLost(Exception):
+    pass
+
+
+class _RowRejected(Exception):
+    pass
+
+
+def _sqlstate(error: DatabaseError) -> str:
+    info = error.args[0] if error.args else None
+    return str(info.get("C", "")) if isinstance(info, dict) else ""
+
+
+def _is_connection_error(error: DatabaseError) -> bool:
+    # 08: connection exception; 57P01-57P03: admin shutdown / crash / cannot connect now.
+    code = _sqlstate(error)
+    return code.startswith("08") or code in ("57P01", "57P02", "57P03")
+
+
+def _describe(error: BaseException) -> str:
+    """SQLSTATE and message only: Postgres' DETAIL can quote row values."""
+    if isinstance(error, DatabaseError):
+        info = error.args[0] if error.args else None
+        if isinstance(info, dict):
+            return f"{info.get('C', '?')} {info.get('M', '')}".strip()
+    return f"{type(error).__name__}: {error}"

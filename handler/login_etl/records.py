@@ -1,0 +1,126 @@
+"""Parse and validate one SQS message body into a ``user_logins`` row.
+
+Errors are values: :func:`to_row` returns a :class:`Rejection` carrying a reason code
+and the field, never the offending value (it may be PII).
+
+Example::
+
+    row = to_row('{"user_id": "u1", "ip": "10.0.0.1"}', SEED_SHAPE, masker, date(2026, 1, 1))
+    # ('u1', None, '<64 hex>', None, None, None, date(2026, 1, 1))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Final
+
+from .masking import Masker
+from .table import AppVersionKind, TableShape
+from .versions import InvalidVersion, encode_app_version
+
+USER_ID_MAX: Final = 128
+SHORT_TEXT_MAX: Final = 32  # device_type, locale
+KNOWN_KEYS: Final = frozenset(
+    ("user_id", "app_version", "device_type", "ip", "locale", "device_id")
+)
+
+Row = tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record was not written. ``reason`` is a stable code for metrics."""
+
+    reason: str
+    field: str | None = None
+    detail: str = ""
+
+
+class _Reject(Exception):
+    def __init__(self, rejection: Rejection) -> None:
+        self.rejection = rejection
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRow:
+    row: Row
+    unknown_keys: int
+
+
+def to_row(
+    body: object, shape: TableShape, masker: Masker, create_date: date
+) -> ParsedRow | Rejection:
+    """Validate ``body`` and build the row for ``shape`` (masked, never raw PII)."""
+    if not isinstance(body, str):
+        return Rejection("invalid_json", detail="body is not a string")
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError, huge ints, deep nesting
+        return Rejection("invalid_json", detail="body is not valid JSON")
+    if not isinstance(obj, dict):
+        return Rejection("not_an_object", detail="body is JSON but not an object")
+    try:
+        user_id = obj.get("user_id")
+        if user_id is None:
+            return Rejection("missing_user_id", "user_id", "user_id is required")
+        user_id = _text(user_id, "user_id", USER_ID_MAX)
+        if not user_id:
+            return Rejection("empty_user_id", "user_id", "user_id must not be empty")
+        device_type = _optional_text(obj.get("device_type"), "device_type", SHORT_TEXT_MAX)
+        locale = _optional_text(obj.get("locale"), "locale", SHORT_TEXT_MAX)
+        ip = _optional_text(obj.get("ip"), "ip", None)
+        device_id = _optional_text(obj.get("device_id"), "device_id", None)
+        app_version = _app_version(obj.get("app_version"), shape)
+    except _Reject as rejected:
+        return rejected.rejection
+
+    unknown = 0
+    if len(obj) > 6 or any(key not in KNOWN_KEYS for key in obj):
+        unknown = sum(1 for key in obj if key not in KNOWN_KEYS)
+    row: Row = (
+        user_id,
+        device_type,
+        masker.mask_ip(ip),
+        masker.mask_device_id(device_id),
+        locale,
+        app_version,
+    )
+    if shape.has_create_date:
+        row += (create_date.isoformat(),)
+    return ParsedRow(row, unknown)
+
+
+def _text(value: object, field: str, limit: int | None) -> str:
+    if not isinstance(value, str):
+        raise _Reject(Rejection("wrong_type", field, f"{field} must be a string or null"))
+    if limit is not None and len(value) > limit:
+        raise _Reject(Rejection("too_long", field, f"{field} exceeds {limit} characters"))
+    if "\x00" in value:
+        raise _Reject(Rejection("nul_character", field, f"{field} contains U+0000"))
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates from "\ud800" escapes
+            raise _Reject(
+                Rejection("not_utf8", field, f"{field} is not valid Unicode text")
+            ) from None
+    return value
+
+
+def _optional_text(value: object, field: str, limit: int | None) -> str | None:
+    return None if value is None else _text(value, field, limit)
+
+
+def _app_version(value: object, shape: TableShape) -> object:
+    if value is None:
+        return None
+    if shape.app_version_kind is AppVersionKind.TEXT:
+        return _text(value, "app_version", shape.app_version_max_length)
+    if isinstance(value, str):
+        _text(value, "app_version", None)  # NUL/surrogates get their own reason
+    try:
+        return encode_app_version(value)
+    except InvalidVersion as error:
+        raise _Reject(Rejection("invalid_app_version", "app_version", str(error))) from None

@@ -1,0 +1,52 @@
+"""Secrets Manager / SSM adapter (Powertools Parameters, cached in memory).
+
+boto3 is imported only when a secret is actually configured, which keeps the cold
+start short when the configuration comes from plain environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+DEFAULT_MAX_AGE_SECONDS = 300
+
+
+class SecretSource:
+    """Reads secrets and SecureString parameters with a ``max_age`` cache."""
+
+    def __init__(self, max_age: int | None = None, boto_config: Any = None) -> None:
+        self._max_age = max_age if max_age is not None else int(
+            os.environ.get("SECRETS_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS)
+        )
+        self._boto_config = boto_config
+        self._secrets: Any = None
+        self._ssm: Any = None
+
+    def secret_string(self, secret_id: str) -> str:
+        if self._secrets is None:
+            from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+            self._secrets = SecretsProvider(boto_config=self._boto_config or _default_config())
+        value = self._secrets.get(secret_id, max_age=self._max_age)
+        if not isinstance(value, str):
+            raise ValueError("the secret has no SecretString")
+        return value
+
+    def secure_parameter(self, name: str) -> str:
+        if self._ssm is None:
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+            self._ssm = SSMProvider(boto_config=self._boto_config or _default_config())
+        value = self._ssm.get(name, max_age=self._max_age, decrypt=True)
+        if not isinstance(value, str):
+            raise ValueError("the parameter has no string value")
+        return value
+
+
+def _default_config() -> Any:
+    # Bounded waits: a Secrets Manager outage must fail the batch quickly (it stays
+    # in the queue), not hold the invocation until the function times out.
+    from botocore.config import Config
+
+    return Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})

@@ -1,0 +1,107 @@
+"""All SQL of the project, readable as SQL. Values are always bound parameters.
+
+Identifiers that vary (the columns of ``user_logins`` that exist) come only from the
+fixed ``table.ROW_COLUMNS`` list, never from input.
+"""
+
+from __future__ import annotations
+
+from .table import TABLE_NAME, AppVersionKind, TableShape
+
+SCHEMA = "login_etl"
+LEDGER = f"{SCHEMA}.processed_messages"
+VERSION_VIEW = f"{SCHEMA}.user_logins_decoded"
+
+# Exactly the seed's DDL; the project never alters this table.
+CREATE_USER_LOGINS = f"""
+CREATE TABLE IF NOT EXISTS {TABLE_NAME}(
+    user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
+    masked_device_id varchar(256), locale varchar(32), app_version integer, create_date date)
+"""
+
+CREATE_SCHEMA = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"
+
+CREATE_LEDGER = f"""
+CREATE TABLE IF NOT EXISTS {LEDGER} (
+    message_id   text PRIMARY KEY,
+    processed_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+CREATE_LEDGER_INDEX = f"""
+CREATE INDEX IF NOT EXISTS processed_messages_processed_at
+    ON {LEDGER} (processed_at)
+"""
+
+# SQS keeps a message at most 14 days, so older ledger entries can never match again.
+PRUNE_LEDGER = f"""
+DELETE FROM {LEDGER} WHERE processed_at < now() - make_interval(days => :days)
+"""
+
+# app_version (integer) = MAJOR*1_000_000 + MINOR*1_000 + PATCH  →  'x.y.z'
+DECODE_APP_VERSION_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION {SCHEMA}.decode_app_version(encoded bigint) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT (encoded / 1000000) || '.' || (encoded / 1000 % 1000) || '.' || (encoded % 1000)
+$$
+"""
+
+
+def create_version_view(app_version_kind: AppVersionKind) -> str:
+    """The analyst view: ``user_logins`` with ``app_version`` as text ``x.y.z``."""
+    decoded = (
+        f"{SCHEMA}.decode_app_version(app_version)"
+        if app_version_kind is AppVersionKind.INTEGER
+        else "app_version"
+    )
+    return f"""
+CREATE OR REPLACE VIEW {VERSION_VIEW} AS
+SELECT l.*, {decoded}::text AS app_version_text FROM {TABLE_NAME} AS l
+"""
+
+
+TABLE_COLUMNS = """
+SELECT column_name, data_type, character_maximum_length
+FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = :table
+"""
+
+LEDGER_EXISTS = "SELECT to_regclass(:name) IS NOT NULL"
+
+SESSION_TIMEOUTS = """
+SELECT set_config('statement_timeout', :statement_timeout, false),
+       set_config('lock_timeout', :statement_timeout, false),
+       set_config('idle_in_transaction_session_timeout', :idle_timeout, false)
+"""
+
+
+def write_batch(shape: TableShape) -> str:
+    """One statement: ledger the new message ids, insert their rows, return them.
+
+    ``:rows`` is a JSON array of ``[message_id, *row]`` arrays (one text parameter is
+    far cheaper to send than one array parameter per column). A message id already in
+    the ledger is skipped, which makes a redelivered batch add nothing.
+    """
+    casts = {
+        "app_version": "::integer" if shape.app_version_kind is AppVersionKind.INTEGER else "",
+        "create_date": "::date",
+    }
+    selected = ",\n           ".join(
+        f"(r->>{i + 1}){casts.get(c, '')} AS {c}" for i, c in enumerate(shape.columns)
+    )
+    columns = ", ".join(shape.columns)
+    return f"""
+WITH batch AS (
+    SELECT r->>0 AS message_id,
+           {selected}
+    FROM json_array_elements(CAST(:rows AS json)) AS r
+), fresh AS (
+    INSERT INTO {LEDGER} (message_id)
+    SELECT message_id FROM batch
+    ON CONFLICT (message_id) DO NOTHING
+    RETURNING message_id
+), inserted AS (
+    INSERT INTO {TABLE_NAME} ({columns})
+    SELECT {columns} FROM batch JOIN fresh USING (message_id)
+)
+SELECT message_id FROM fresh
+"""

@@ -1,0 +1,68 @@
+"""``app_version`` encoding for an integer ``user_logins.app_version`` column.
+
+``"MAJOR[.MINOR[.PATCH]]"`` becomes ``MAJOR*1_000_000 + MINOR*1_000 + PATCH``: integer
+order equals version order and the value decodes back to ``x.y.z``::
+
+    encode_app_version("2.3.0") == 2003000
+    encode_app_version("0.60") == 60000
+    decode_app_version(2003000) == "2.3.0"
+"""
+
+from __future__ import annotations
+
+import re
+
+INT4_MAX = 2_147_483_647
+MAJOR_FACTOR = 1_000_000
+MINOR_FACTOR = 1_000
+PART_MAX = 999
+
+# ASCII digits only: str.isdigit() and int() also accept other scripts' digits.
+_VERSION = re.compile(r"([0-9]+)(?:\.([0-9]+)(?:\.([0-9]+))?)?", re.ASCII)
+
+
+class InvalidVersion(ValueError):
+    """The value cannot be encoded; the message names the rule, never the value."""
+
+
+def encode_app_version(value: object) -> int:
+    """Encode a version string (or a JSON integer ``n`` meaning ``n.0.0``)."""
+    if isinstance(value, bool):  # bool is an int subclass; JSON true is not a version
+        raise InvalidVersion("app_version must be a string or an integer")
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidVersion("app_version must not be negative")
+        return _fit(value * MAJOR_FACTOR)
+    if not isinstance(value, str):
+        raise InvalidVersion("app_version must be a string or an integer")
+    match = _VERSION.fullmatch(value.strip())
+    if match is None:
+        raise InvalidVersion("app_version must look like MAJOR[.MINOR[.PATCH]]")
+    major_text, minor_text, patch_text = match.groups()
+    if len(major_text) > 10:  # anything longer cannot fit; avoids huge int parsing
+        raise InvalidVersion("app_version does not fit an integer column")
+    minor = _part(minor_text)
+    patch = _part(patch_text)
+    if minor > PART_MAX or patch > PART_MAX:
+        raise InvalidVersion("app_version MINOR and PATCH must be 0-999")
+    return _fit(int(major_text) * MAJOR_FACTOR + minor * MINOR_FACTOR + patch)
+
+
+def _part(text: str | None) -> int:
+    if not text:
+        return 0
+    # Long digit runs are out of range anyway; int() on thousands of digits is slow.
+    return int(text) if len(text) <= 6 else PART_MAX + 1
+
+
+def _fit(encoded: int) -> int:
+    if encoded > INT4_MAX:
+        raise InvalidVersion("app_version does not fit an integer column")
+    return encoded
+
+
+def decode_app_version(encoded: int) -> str:
+    """Inverse of :func:`encode_app_version` (the canonical ``x.y.z`` form)."""
+    major, rest = divmod(encoded, MAJOR_FACTOR)
+    minor, patch = divmod(rest, MINOR_FACTOR)
+    return f"{major}.{minor}.{patch}"

