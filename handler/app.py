@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from login_etl.config import load_settings
 from login_etl.masking import Masker
 from login_etl.pipeline import process_batch
@@ -35,14 +35,23 @@ def _sink_for(settings: ConnectionSettings) -> PostgresSink:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    settings = load_settings(secrets=_secrets)  # raises → the whole batch stays queued
     records = event.get("Records", [])
-    result = process_batch(
-        records,
-        sink=_sink_for(settings.database),
-        masker=Masker(settings.masking_key),
-        logger=logger,
-    )
+    try:
+        settings = load_settings(secrets=_secrets)
+        result = process_batch(
+            records,
+            sink=_sink_for(settings.database),
+            masker=Masker(settings.masking_key),
+            logger=logger,
+        )
+    except Exception:
+        # Batch-level failure (no key, database gone, schema missing): raising makes
+        # the event source mapping retry the whole batch; nothing is reported written.
+        metrics.add_metric(name="FailedBatches", unit=MetricUnit.Count, value=1)
+        logger.exception(
+            "batch failed; every record stays in the queue", extra={"records": len(records)}
+        )
+        raise
     record_batch_metrics(result)
     logger.info(
         "batch processed",

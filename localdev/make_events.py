@@ -10,7 +10,7 @@ import json
 import random
 from pathlib import Path
 
-from .traffic import DEFAULT_QUEUE_ARN, login, sqs_event, sqs_record
+from .traffic import DEFAULT_QUEUE_ARN, SqsEvent, login, sqs_event, sqs_record
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 FIFO_ARN = "arn:aws:sqs:us-east-1:000000000000:login-queue.fifo"
@@ -20,7 +20,7 @@ def _dump(obj: object) -> str:
     return json.dumps(obj)
 
 
-def mixed_batch() -> dict[str, object]:
+def mixed_batch() -> SqsEvent:
     rng = random.Random(42)
     logins = [login(rng) for _ in range(7)]
     logins[0] |= {"app_version": "2.3.0", "locale": "RU"}
@@ -36,18 +36,27 @@ def mixed_batch() -> dict[str, object]:
     return sqs_event(bodies, seed=42)
 
 
-def single_login() -> dict[str, object]:
+def single_login() -> SqsEvent:
     body = {
-        "user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae", "app_version": "2.3.0",
-        "device_type": "android", "ip": "199.172.111.135", "locale": "RU",
+        "user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae",
+        "app_version": "2.3.0",
+        "device_type": "android",
+        "ip": "199.172.111.135",
+        "locale": "RU",
         "device_id": "593-47-5928",
     }
     return sqs_event([_dump(body)], seed=1)
 
 
-def invalid_records() -> dict[str, object]:
-    base = {"user_id": "u-1", "app_version": "1.0", "device_type": "ios", "ip": "10.1.2.3",
-            "locale": "FR", "device_id": "111-22-3333"}
+def invalid_records() -> SqsEvent:
+    base = {
+        "user_id": "u-1",
+        "app_version": "1.0",
+        "device_type": "ios",
+        "ip": "10.1.2.3",
+        "locale": "FR",
+        "device_id": "111-22-3333",
+    }
     bodies = [
         "not json at all",
         _dump(["a", "list"]),
@@ -63,17 +72,25 @@ def invalid_records() -> dict[str, object]:
     return sqs_event(bodies, seed=7)
 
 
-def fifo_batch() -> dict[str, object]:
+def fifo_batch() -> SqsEvent:
     rng = random.Random(9)
     bodies = [_dump(login(rng)) for _ in range(5)]
     bodies[2] = _dump({"foo": "oops_wrong_msg_type", "bar": "123"})
     return sqs_event(bodies, queue_arn=FIFO_ARN, seed=9)
 
 
-def without_sent_timestamp() -> dict[str, object]:
+def without_sent_timestamp() -> SqsEvent:
     body = _dump(login(random.Random(5)))
-    return {"Records": [sqs_record(body, message_id="5d1b0a52-9a8e-4e4c-9f0a-7d3c2f1e0b11",
-                                   sent_timestamp_ms=None, queue_arn=DEFAULT_QUEUE_ARN)]}
+    return {
+        "Records": [
+            sqs_record(
+                body,
+                message_id="5d1b0a52-9a8e-4e4c-9f0a-7d3c2f1e0b11",
+                sent_timestamp_ms=None,
+                queue_arn=DEFAULT_QUEUE_ARN,
+            )
+        ]
+    }
 
 
 def main() -> None:

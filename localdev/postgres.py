@@ -10,6 +10,7 @@ authentication (``postgres``/``postgres``, database ``postgres``) as in the seed
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -19,8 +20,6 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import importlib.util
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO / ".local" / "postgres"
@@ -107,7 +106,9 @@ def is_running(data_dir: Path) -> bool:
     return True
 
 
-def start(data_dir: Path = DEFAULT_DATA_DIR, port: int | None = None, *, extra_conf: str = "") -> LocalPostgres:
+def start(
+    data_dir: Path = DEFAULT_DATA_DIR, port: int | None = None, *, extra_conf: str = ""
+) -> LocalPostgres:
     """Start (idempotently) a server in ``data_dir``; ``port`` 0/None picks a free one."""
     data_dir = data_dir.resolve()
     port_file = data_dir.parent / f"{data_dir.name}.port"
@@ -125,8 +126,16 @@ def start(data_dir: Path = DEFAULT_DATA_DIR, port: int | None = None, *, extra_c
         _make_reachable(pw_file, user)
         try:
             _pg(
-                "initdb", "-D", str(data_dir), "-U", "postgres", f"--pwfile={pw_file}",
-                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", user=user,
+                "initdb",
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                f"--pwfile={pw_file}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                user=user,
             )
         finally:
             shutil.rmtree(secret_dir, ignore_errors=True)
@@ -142,8 +151,19 @@ def start(data_dir: Path = DEFAULT_DATA_DIR, port: int | None = None, *, extra_c
     _make_reachable(log, user)
     try:
         _pg(
-            "pg_ctl", "-D", str(data_dir), "-w", "-t", "60", "-l", str(log),
-            "-o", f"-h 127.0.0.1 -p {chosen} -k {socket_dir}", "start", user=user, timeout=90,
+            "pg_ctl",
+            "-D",
+            str(data_dir),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(log),
+            "-o",
+            f"-h 127.0.0.1 -p {chosen} -k {socket_dir}",
+            "start",
+            user=user,
+            timeout=90,
         )
     except RuntimeError as error:
         tail = "\n".join(log.read_text().splitlines()[-4:])

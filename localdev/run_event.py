@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     response = app.lambda_handler(event, LocalContext())
     print(json.dumps(response, indent=2))
     records = len(event.get("Records", []))
-    print(f"{records} records, {len(response['batchItemFailures'])} reported failed", file=sys.stderr)
+    print(
+        f"{records} records, {len(response['batchItemFailures'])} reported failed", file=sys.stderr
+    )
     return 0
 
 

@@ -25,6 +25,9 @@ NON_LOGINS = (
 )
 
 
+SqsEvent = dict[str, list[dict[str, object]]]
+
+
 @dataclass(frozen=True)
 class Message:
     body: str
@@ -45,7 +48,9 @@ def login(rng: random.Random) -> dict[str, str | None]:
         "device_type": rng.choice(("android", "ios")),
         "ip": ".".join(str(rng.randint(1, 254)) for _ in range(4)),
         "locale": None if rng.random() < 0.3 else rng.choice(LOCALES),
-        "device_id": f"{rng.randint(0, 999):03d}-{rng.randint(0, 99):02d}-{rng.randint(0, 9999):04d}",
+        "device_id": (
+            f"{rng.randint(0, 999):03d}-{rng.randint(0, 99):02d}-{rng.randint(0, 9999):04d}"
+        ),
     }
 
 
@@ -78,14 +83,20 @@ def sqs_record(
     if sent_timestamp_ms is not None:
         attributes["SentTimestamp"] = str(sent_timestamp_ms)
     if queue_arn.endswith(".fifo"):
-        attributes |= {"MessageGroupId": "logins", "SequenceNumber": "1", "MessageDeduplicationId": message_id}
+        attributes |= {
+            "MessageGroupId": "logins",
+            "SequenceNumber": "1",
+            "MessageDeduplicationId": message_id,
+        }
     return {
         "messageId": message_id,
         "receiptHandle": f"AQEB{uuid.uuid5(uuid.NAMESPACE_URL, message_id).hex}==",
         "body": body,
         "attributes": attributes,
         "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "md5OfBody": hashlib.md5(
+            body.encode("utf-8", "surrogatepass"), usedforsecurity=False
+        ).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": queue_arn.split(":")[3],
@@ -98,7 +109,7 @@ def sqs_event(
     queue_arn: str = DEFAULT_QUEUE_ARN,
     first_sent_ms: int = 1_764_000_000_000,
     seed: int = 0,
-) -> dict[str, list[dict[str, object]]]:
+) -> SqsEvent:
     """An SQS event for the handler, one record per body, message ids deterministic."""
     rng = random.Random(seed)
     return {

@@ -2,7 +2,8 @@
 
 | variable                    | meaning                                                  |
 |-----------------------------|----------------------------------------------------------|
-| ``DB_SECRET_ARN``           | RDS-shaped secret (host, port, username, password, dbname); wins over ``DATABASE_URL`` |
+| ``DB_SECRET_ARN``           | RDS-shaped secret (host, port, username, password,       |
+|                             | dbname); wins over ``DATABASE_URL``                      |
 | ``DATABASE_URL``            | ``postgresql://user:password@host:port/db[?sslmode=require]`` |
 | ``DB_SSLMODE``              | sslmode with ``DB_SECRET_ARN`` (default ``require``)     |
 | ``DB_CONNECT_TIMEOUT``      | seconds (default 5)                                      |
@@ -35,7 +36,9 @@ class Settings:
     masking_key: bytes
 
 
-def load_settings(env: Mapping[str, str] | None = None, secrets: SecretSource | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, secrets: SecretSource | None = None
+) -> Settings:
     env = os.environ if env is None else env
     source = secrets or SecretSource()
     return Settings(database=database_settings(env, source), masking_key=masking_key(env, source))
@@ -46,9 +49,13 @@ def masking_key(env: Mapping[str, str], secrets: SecretSource) -> bytes:
     if env.get("PII_HASH_KEY"):
         return env["PII_HASH_KEY"].encode("utf-8")
     if env.get("PII_HASH_KEY_SECRET_ARN"):
-        key = _fetch(lambda: secrets.secret_string(env["PII_HASH_KEY_SECRET_ARN"]), "masking key secret")
+        key = _fetch(
+            lambda: secrets.secret_string(env["PII_HASH_KEY_SECRET_ARN"]), "masking key secret"
+        )
     elif env.get("PII_HASH_KEY_PARAMETER"):
-        key = _fetch(lambda: secrets.secure_parameter(env["PII_HASH_KEY_PARAMETER"]), "masking key parameter")
+        key = _fetch(
+            lambda: secrets.secure_parameter(env["PII_HASH_KEY_PARAMETER"]), "masking key parameter"
+        )
     else:
         raise ConfigurationError(
             "no masking key configured (set PII_HASH_KEY, PII_HASH_KEY_SECRET_ARN or "
@@ -81,7 +88,9 @@ def database_settings(env: Mapping[str, str], secrets: SecretSource) -> Connecti
         if env.get("DB_STATEMENT_TIMEOUT_MS"):
             settings = replace(settings, statement_timeout_ms=int(env["DB_STATEMENT_TIMEOUT_MS"]))
     except ValueError:
-        raise ConfigurationError("DB_CONNECT_TIMEOUT / DB_STATEMENT_TIMEOUT_MS must be numbers") from None
+        raise ConfigurationError(
+            "DB_CONNECT_TIMEOUT / DB_STATEMENT_TIMEOUT_MS must be numbers"
+        ) from None
     return settings
 
 
@@ -89,4 +98,6 @@ def _fetch(read: Callable[[], str], what: str) -> str:
     try:
         return read()
     except Exception as error:  # noqa: BLE001 - any failure here must fail closed
-        raise ConfigurationError(f"cannot read the {what}: {type(error).__name__}: {error}") from None
+        raise ConfigurationError(
+            f"cannot read the {what}: {type(error).__name__}: {error}"
+        ) from None

@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -72,7 +73,9 @@ class ConnectionSettings:
         return settings.with_options(query)
 
     @classmethod
-    def from_rds_secret(cls, secret: dict[str, Any], sslmode: str = "require") -> ConnectionSettings:
+    def from_rds_secret(
+        cls, secret: dict[str, Any], sslmode: str = "require"
+    ) -> ConnectionSettings:
         """The Secrets Manager RDS JSON shape: host, port, username, password, dbname."""
         try:
             return cls(
@@ -195,10 +198,8 @@ class PostgresSink:
     def close(self) -> None:
         conn, self._conn, self._shape, self._statement = self._conn, None, None, None
         if conn is not None:
-            try:
+            with contextlib.suppress(InterfaceError, DatabaseError, OSError):
                 conn.close()
-            except (InterfaceError, DatabaseError, OSError):
-                pass
 
     # -- internals -------------------------------------------------------------
 
@@ -207,16 +208,18 @@ class PostgresSink:
             conn = connect(self._settings)
             try:
                 shape = read_table_shape(conn)
+                # Prepared once per connection: pg8000 re-scans the SQL text for :params
+                # on every run(), and Postgres would re-plan it.
+                statement = conn.prepare(sql.write_batch(shape))
             except (InterfaceError, DatabaseError, OSError) as error:
                 conn.close()
-                raise DatabaseUnavailable(f"cannot read the table: {_describe(error)}") from None
+                raise DatabaseUnavailable(
+                    f"cannot prepare the batch write: {_describe(error)}"
+                ) from None
             except SchemaError:
                 conn.close()
                 raise
-            self._conn, self._shape = conn, shape
-            # Prepared once per connection: pg8000 re-scans the SQL text for :params on
-            # every run(), and Postgres would re-plan it.
-            self._statement = conn.prepare(sql.write_batch(shape))
+            self._conn, self._shape, self._statement = conn, shape, statement
         return self._conn
 
     def _write_reconnecting(self, payload: str) -> set[str]:

@@ -50,7 +50,9 @@ def main() -> int:
         init_schema(conn)
     finally:
         conn.close()
-    print(f"db-init: user_logins, {sql.LEDGER} and {sql.VERSION_VIEW} ready on {settings.redacted()}")
+    print(
+        f"db-init: user_logins, {sql.LEDGER} and {sql.VERSION_VIEW} ready on {settings.redacted()}"
+    )
     return 0
 
 

@@ -16,8 +16,10 @@ class SecretSource:
     """Reads secrets and SecureString parameters with a ``max_age`` cache."""
 
     def __init__(self, max_age: int | None = None, boto_config: Any = None) -> None:
-        self._max_age = max_age if max_age is not None else int(
-            os.environ.get("SECRETS_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS)
+        self._max_age = (
+            max_age
+            if max_age is not None
+            else int(os.environ.get("SECRETS_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS))
         )
         self._boto_config = boto_config
         self._secrets: Any = None
@@ -49,4 +51,6 @@ def _default_config() -> Any:
     # in the queue), not hold the invocation until the function times out.
     from botocore.config import Config
 
-    return Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+    return Config(
+        connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}
+    )

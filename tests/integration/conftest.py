@@ -1,0 +1,124 @@
+"""Fixtures for running ``lambda_handler`` against a real Postgres."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pg8000.native
+import pytest
+
+from localdev.run_event import LocalContext
+from tests.conftest import LEGACY_DDL, Databases, admin_connect
+
+PII_KEY = "integration-test-key-\u00e9"  # non-ASCII on purpose: the key is UTF-8 text
+
+
+@dataclass
+class Db:
+    url: str
+
+    def query(self, sql: str, **params: Any) -> list[list[Any]]:
+        conn = admin_connect(self.url)
+        try:
+            return conn.run(sql, **params)
+        finally:
+            conn.close()
+
+    def count(self) -> int:
+        return int(self.query("SELECT count(*) FROM user_logins")[0][0])
+
+    def connect(self) -> pg8000.native.Connection:
+        return admin_connect(self.url)
+
+
+@pytest.fixture(scope="session")
+def seed_url(databases: Databases) -> str:
+    return databases.create()  # init_schema creates the seed's DDL
+
+
+@pytest.fixture(scope="session")
+def legacy_url(databases: Databases) -> str:
+    return databases.create(LEGACY_DDL)
+
+
+def _fresh(url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
+    db = Db(url)
+    db.query("TRUNCATE user_logins, login_etl.processed_messages")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("PII_HASH_KEY", PII_KEY)
+    for name in (
+        "DB_SECRET_ARN",
+        "PII_HASH_KEY_SECRET_ARN",
+        "PII_HASH_KEY_PARAMETER",
+        "DB_STATEMENT_TIMEOUT_MS",
+        "DB_CONNECT_TIMEOUT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return db
+
+
+@pytest.fixture
+def db(seed_url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
+    """The seed's DDL (integer app_version, create_date), emptied, configured for the handler."""
+    return _fresh(seed_url, monkeypatch)
+
+
+@pytest.fixture
+def legacy_db(legacy_url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
+    """The seed's older DDL (varchar app_version, no create_date)."""
+    return _fresh(legacy_url, monkeypatch)
+
+
+@pytest.fixture
+def handler() -> Iterator[Any]:
+    """``app.lambda_handler`` with a Lambda-like context; closes the warm connection after."""
+    import app
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        return app.lambda_handler(event, LocalContext())
+
+    yield invoke
+    if app._sink is not None:
+        app._sink.close()
+    app._sink = None
+    app._sink_settings = None
+
+
+@pytest.fixture
+def captured_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
+    """Everything the handler writes: Powertools log lines and EMF metric lines.
+
+    The Logger's handler keeps the stdout it saw at import time, so pytest's capture
+    fixtures cannot see its lines; point the handler at a buffer instead.
+    """
+    from login_etl.telemetry import logger
+
+    buffer = io.StringIO()
+    handlers = [h for h in logger._logger.handlers if isinstance(h, logging.StreamHandler)]
+    previous = [h.setStream(buffer) for h in handlers]
+    yield lambda: buffer.getvalue() + capsys.readouterr().out
+    for handler, stream in zip(handlers, previous, strict=True):
+        handler.setStream(stream)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    from tests.conftest import EVENTS
+
+    return json.loads((EVENTS / name).read_text())
+
+
+def failed_ids(response: dict[str, Any]) -> list[str]:
+    return [f["itemIdentifier"] for f in response["batchItemFailures"]]
+
+
+def record_ids(event: dict[str, Any]) -> list[str]:
+    return [r["messageId"] for r in event["Records"]]
+
+
+__all__ = ["PII_KEY", "Db", "Path", "failed_ids", "load_event", "record_ids"]
