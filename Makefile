@@ -7,7 +7,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed-stamp
 EVENT    ?= events/sqs-mixed-batch.json
 
-.PHONY: help setup test test-unit lint typecheck db-init run-event pg-up pg-down clean
+.PHONY: help setup test test-unit lint db-init run-event pg-up pg-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -46,6 +46,9 @@ db-init: setup ## create user_logins (seed DDL, if absent), the ledger and the a
 
 run-event: setup ## run lambda_handler on EVENT (default events/sqs-mixed-batch.json) against local Postgres
 	@$(PY) -m localdev.run_event $(EVENT)
+
+bench: setup ## benchmark: naive vs COPY vs lambda_handler at several batch sizes (prints ratios)
+	$(PY) -m localdev.bench
 
 clean: ## remove build and test leftovers (keeps .venv and .local)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

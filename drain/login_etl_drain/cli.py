@@ -1,0 +1,2 @@
+def main() -> int:
+    raise SystemExit("login-etl drain: not built yet")
