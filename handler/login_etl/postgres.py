@@ -10,6 +10,8 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import socket
 import ssl
@@ -173,14 +175,17 @@ def read_table_shape(conn: pg8000.native.Connection) -> TableShape:
 class PostgresSink:
     """Writes batches to ``user_logins`` with an exactly-once ledger.
 
-    One connection, kept across warm invocations; re-opened when it was dropped.
+    A batch is one transaction of four round trips whatever its size: ``BEGIN``, claim
+    the message ids in the ledger, ``COPY`` the rows whose ids were newly claimed,
+    ``COMMIT``. One connection, kept across warm invocations, re-opened when dropped.
     """
 
     def __init__(self, settings: ConnectionSettings) -> None:
         self._settings = settings
         self._conn: pg8000.native.Connection | None = None
         self._shape: TableShape | None = None
-        self._statement: pg8000.native.PreparedStatement | None = None
+        self._claim: pg8000.native.PreparedStatement | None = None
+        self._copy_sql = ""
 
     def table_shape(self) -> TableShape:
         self._ensure_connection()
@@ -188,15 +193,14 @@ class PostgresSink:
         return self._shape
 
     def write(self, rows: Sequence[PendingRow], *, stop_at_first_rejection: bool) -> WriteOutcome:
-        payload = json.dumps([[r.message_id, *r.row] for r in rows])
         try:
-            fresh = self._write_reconnecting(payload)
+            fresh = self._write_reconnecting(rows)
         except _RowRejected:
             return self._write_isolating(rows, stop_at_first_rejection)
         return WriteOutcome(written=fresh, duplicates={r.message_id for r in rows} - fresh)
 
     def close(self) -> None:
-        conn, self._conn, self._shape, self._statement = self._conn, None, None, None
+        conn, self._conn, self._shape, self._claim = self._conn, None, None, None
         if conn is not None:
             with contextlib.suppress(InterfaceError, DatabaseError, OSError):
                 conn.close()
@@ -208,58 +212,76 @@ class PostgresSink:
             conn = connect(self._settings)
             try:
                 shape = read_table_shape(conn)
-                # Prepared once per connection: pg8000 re-scans the SQL text for :params
-                # on every run(), and Postgres would re-plan it.
-                statement = conn.prepare(sql.write_batch(shape))
+                # Prepared once per connection: pg8000 re-scans SQL text for :params on
+                # every run(), and Postgres would re-plan it.
+                claim = conn.prepare(sql.CLAIM_MESSAGE_IDS)
             except (InterfaceError, DatabaseError, OSError) as error:
                 conn.close()
-                raise DatabaseUnavailable(
-                    f"cannot prepare the batch write: {_describe(error)}"
-                ) from None
+                raise DatabaseUnavailable(f"cannot prepare the batch write: {_describe(error)}") from None
             except SchemaError:
                 conn.close()
                 raise
-            self._conn, self._shape, self._statement = conn, shape, statement
+            self._conn, self._shape, self._claim = conn, shape, claim
+            self._copy_sql = sql.copy_rows(shape)
         return self._conn
 
-    def _write_reconnecting(self, payload: str) -> set[str]:
+    def _write_reconnecting(self, rows: Sequence[PendingRow]) -> set[str]:
         try:
-            return self._run_write(payload)
+            return self._write_transaction(rows)
         except _ConnectionLost:
-            # A warm connection may have been dropped between invocations. Retrying on
-            # a new one is safe even if the lost statement did commit: the ledger
-            # turns the repeat into duplicates.
+            # A warm connection may have been dropped between invocations. Retrying on a
+            # new one is safe even if the lost transaction did commit: the ledger turns
+            # the repeat into duplicates.
             self.close()
         try:
-            return self._run_write(payload)
+            return self._write_transaction(rows)
         except _ConnectionLost as lost:
             self.close()
             raise DatabaseUnavailable(
                 f"connection lost during the batch write: {_describe(lost.__cause__ or lost)}"
             ) from None
 
-    def _run_write(self, payload: str) -> set[str]:
-        self._ensure_connection()
-        assert self._statement is not None
+    def _write_transaction(self, rows: Sequence[PendingRow]) -> set[str]:
+        conn = self._ensure_connection()
         try:
-            result = self._statement.run(rows=payload)
+            conn.run("BEGIN")
+            fresh = self._claim_and_copy(conn, rows)
+            conn.run("COMMIT")
         except DatabaseError as error:
-            if _sqlstate(error).startswith(_ROW_LEVEL_CLASSES):
-                raise _RowRejected from error
             if _is_connection_error(error):
                 raise _ConnectionLost from error
+            row_level = _sqlstate(error).startswith(_ROW_LEVEL_CLASSES)
+            try:
+                conn.run("ROLLBACK")
+            except (InterfaceError, DatabaseError, OSError):
+                self.close()
+                raise DatabaseUnavailable(f"batch write failed: {_describe(error)}") from None
+            if row_level:
+                raise _RowRejected from error
             self.close()
             raise DatabaseUnavailable(f"batch write failed: {_describe(error)}") from None
         except (InterfaceError, OSError) as error:
             raise _ConnectionLost from error
-        return {row[0] for row in result}
+        return fresh
+
+    def _claim_and_copy(self, conn: pg8000.native.Connection, rows: Sequence[PendingRow]) -> set[str]:
+        assert self._claim is not None
+        ids = json.dumps([r.message_id for r in rows])
+        fresh = {row[0] for row in self._claim.run(message_ids=ids)}
+        if fresh:
+            buffer = io.StringIO()
+            # QUOTE_NOTNULL: None → unquoted empty field (NULL), "" → quoted (empty text).
+            csv.writer(buffer, quoting=csv.QUOTE_NOTNULL, lineterminator="\n").writerows(
+                r.row for r in rows if r.message_id in fresh
+            )
+            conn.run(self._copy_sql, stream=[buffer.getvalue().encode("utf-8")])
+        return fresh
 
     def _write_isolating(
         self, rows: Sequence[PendingRow], stop_at_first_rejection: bool
     ) -> WriteOutcome:
         """Bisect inside one transaction (savepoints) to find the rows Postgres refuses."""
         conn = self._ensure_connection()
-        assert self._statement is not None
         outcome = WriteOutcome()
         pending: list[Sequence[PendingRow]] = [rows]
         try:
@@ -268,21 +290,20 @@ class PostgresSink:
                 chunk = pending.pop(0)
                 conn.run("SAVEPOINT chunk")
                 try:
-                    payload = json.dumps([[r.message_id, *r.row] for r in chunk])
-                    fresh = {row[0] for row in self._statement.run(rows=payload)}
+                    fresh = self._claim_and_copy(conn, chunk)
                 except DatabaseError as error:
                     if not _sqlstate(error).startswith(_ROW_LEVEL_CLASSES):
                         raise
                     conn.run("ROLLBACK TO SAVEPOINT chunk")
-                    if len(chunk) == 1:
-                        outcome.rejected[chunk[0].message_id] = Rejection(
-                            "database_rejected", detail=f"SQLSTATE {_sqlstate(error)}"
-                        )
-                        if stop_at_first_rejection:
-                            break
-                    else:
+                    if len(chunk) > 1:
                         half = len(chunk) // 2
                         pending[:0] = [chunk[:half], chunk[half:]]  # keep arrival order
+                        continue
+                    outcome.rejected[chunk[0].message_id] = Rejection(
+                        "database_rejected", detail=f"SQLSTATE {_sqlstate(error)}"
+                    )
+                    if stop_at_first_rejection:
+                        break
                     continue
                 conn.run("RELEASE SAVEPOINT chunk")
                 outcome.written |= fresh

@@ -74,34 +74,17 @@ SELECT set_config('statement_timeout', :statement_timeout, false),
 """
 
 
-def write_batch(shape: TableShape) -> str:
-    """One statement: ledger the new message ids, insert their rows, return them.
-
-    ``:rows`` is a JSON array of ``[message_id, *row]`` arrays (one text parameter is
-    far cheaper to send than one array parameter per column). A message id already in
-    the ledger is skipped, which makes a redelivered batch add nothing.
-    """
-    casts = {
-        "app_version": "::integer" if shape.app_version_kind is AppVersionKind.INTEGER else "",
-        "create_date": "::date",
-    }
-    selected = ",\n           ".join(
-        f"(r->>{i + 1}){casts.get(c, '')} AS {c}" for i, c in enumerate(shape.columns)
-    )
-    columns = ", ".join(shape.columns)
-    return f"""
-WITH batch AS (
-    SELECT r->>0 AS message_id,
-           {selected}
-    FROM json_array_elements(CAST(:rows AS json)) AS r
-), fresh AS (
-    INSERT INTO {LEDGER} (message_id)
-    SELECT message_id FROM batch
-    ON CONFLICT (message_id) DO NOTHING
-    RETURNING message_id
-), inserted AS (
-    INSERT INTO {TABLE_NAME} ({columns})
-    SELECT {columns} FROM batch JOIN fresh USING (message_id)
-)
-SELECT message_id FROM fresh
+# Step 1 of a batch write: claim the message ids in the ledger. Ids already there
+# (a redelivery) are not returned; a concurrent claim of the same id waits for the
+# other transaction and then skips it, so a message is written at most once.
+CLAIM_MESSAGE_IDS = f"""
+INSERT INTO {LEDGER} (message_id)
+SELECT json_array_elements_text(CAST(:message_ids AS json))
+ON CONFLICT (message_id) DO NOTHING
+RETURNING message_id
 """
+
+
+def copy_rows(shape: TableShape) -> str:
+    """Step 2: COPY the claimed rows (CSV; unquoted empty = NULL) into ``user_logins``."""
+    return f"COPY {TABLE_NAME} ({', '.join(shape.columns)}) FROM STDIN WITH (FORMAT csv)"
