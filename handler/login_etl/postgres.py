@@ -217,7 +217,9 @@ class PostgresSink:
                 claim = conn.prepare(sql.CLAIM_MESSAGE_IDS)
             except (InterfaceError, DatabaseError, OSError) as error:
                 conn.close()
-                raise DatabaseUnavailable(f"cannot prepare the batch write: {_describe(error)}") from None
+                raise DatabaseUnavailable(
+                    f"cannot prepare the batch write: {_describe(error)}"
+                ) from None
             except SchemaError:
                 conn.close()
                 raise
@@ -264,7 +266,9 @@ class PostgresSink:
             raise _ConnectionLost from error
         return fresh
 
-    def _claim_and_copy(self, conn: pg8000.native.Connection, rows: Sequence[PendingRow]) -> set[str]:
+    def _claim_and_copy(
+        self, conn: pg8000.native.Connection, rows: Sequence[PendingRow]
+    ) -> set[str]:
         assert self._claim is not None
         ids = json.dumps([r.message_id for r in rows])
         fresh = {row[0] for row in self._claim.run(message_ids=ids)}
