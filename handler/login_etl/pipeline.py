@@ -138,21 +138,21 @@ def process_batch(
 
 
 class _DateCache:
-    """UTC date of ``SentTimestamp``; one datetime computation per distinct day."""
+    """ISO UTC date of ``SentTimestamp``; one date computation per distinct day."""
 
     __slots__ = ("_by_day", "_today", "_today_value")
 
     def __init__(self, today: Callable[[], date]) -> None:
-        self._by_day: dict[int, date] = {}
+        self._by_day: dict[int, str] = {}
         self._today = today
-        self._today_value: date | None = None
+        self._today_value: str | None = None
 
-    def _fallback(self) -> date:
+    def _fallback(self) -> str:
         if self._today_value is None:
-            self._today_value = self._today()
+            self._today_value = self._today().isoformat()
         return self._today_value
 
-    def for_record(self, record: Mapping[str, Any]) -> date:
+    def for_record(self, record: Mapping[str, Any]) -> str:
         attributes = record.get("attributes")
         sent = attributes.get("SentTimestamp") if isinstance(attributes, Mapping) else None
         try:
@@ -162,7 +162,7 @@ class _DateCache:
         cached = self._by_day.get(day)
         if cached is None:
             try:
-                cached = date.fromordinal(_EPOCH.toordinal() + day)
+                cached = date.fromordinal(_EPOCH.toordinal() + day).isoformat()
             except (OverflowError, ValueError):
                 return self._fallback()
             self._by_day[day] = cached

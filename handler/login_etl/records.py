@@ -5,15 +5,14 @@ and the field, never the offending value (it may be PII).
 
 Example::
 
-    row = to_row('{"user_id": "u1", "ip": "10.0.0.1"}', SEED_SHAPE, masker, date(2026, 1, 1))
-    # ('u1', None, '<64 hex>', None, None, None, date(2026, 1, 1))
+    row = to_row('{"user_id": "u1", "ip": "10.0.0.1"}', SEED_SHAPE, masker, "2026-01-01")
+    # ParsedRow(row=('u1', None, '<64 hex>', None, None, None, '2026-01-01'), unknown_keys=0)
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
 from typing import Final
 
 from .masking import Masker
@@ -50,7 +49,7 @@ class ParsedRow:
 
 
 def to_row(
-    body: object, shape: TableShape, masker: Masker, create_date: date
+    body: object, shape: TableShape, masker: Masker, create_date: str
 ) -> ParsedRow | Rejection:
     """Validate ``body`` and build the row for ``shape`` (masked, never raw PII)."""
     if not isinstance(body, str):
@@ -76,9 +75,7 @@ def to_row(
     except _Reject as rejected:
         return rejected.rejection
 
-    unknown = 0
-    if len(obj) > 6 or any(key not in KNOWN_KEYS for key in obj):
-        unknown = sum(1 for key in obj if key not in KNOWN_KEYS)
+    unknown = 0 if KNOWN_KEYS.issuperset(obj) else len(obj.keys() - KNOWN_KEYS)
     row: Row = (
         user_id,
         device_type,
@@ -88,11 +85,19 @@ def to_row(
         app_version,
     )
     if shape.has_create_date:
-        row += (create_date.isoformat(),)
+        row += (create_date,)
     return ParsedRow(row, unknown)
 
 
 def _text(value: object, field: str, limit: int | None) -> str:
+    # Fast path for the common case; every check below gives the specific reason.
+    if (
+        type(value) is str
+        and value.isascii()
+        and (limit is None or len(value) <= limit)
+        and "\x00" not in value
+    ):
+        return value
     if not isinstance(value, str):
         raise _Reject(Rejection("wrong_type", field, f"{field} must be a string or null"))
     if limit is not None and len(value) > limit:

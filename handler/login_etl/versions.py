@@ -10,6 +10,7 @@ order equals version order and the value decodes back to ``x.y.z``::
 
 from __future__ import annotations
 
+import functools
 import re
 
 INT4_MAX = 2_147_483_647
@@ -35,11 +36,18 @@ def encode_app_version(value: object) -> int:
         return _fit(value * MAJOR_FACTOR)
     if not isinstance(value, str):
         raise InvalidVersion("app_version must be a string or an integer")
+    return _encode_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _encode_text(value: str) -> int:
+    # Real traffic has few distinct versions: cache the parse (failures are not cached).
     match = _VERSION.fullmatch(value.strip())
     if match is None:
         raise InvalidVersion("app_version must look like MAJOR[.MINOR[.PATCH]]")
     major_text, minor_text, patch_text = match.groups()
-    if len(major_text) > 10:  # anything longer cannot fit; avoids huge int parsing
+    major_text = major_text.lstrip("0") or "0"
+    if len(major_text) > 4:  # more than 2147 cannot fit; avoids parsing huge digit runs
         raise InvalidVersion("app_version does not fit an integer column")
     minor = _part(minor_text)
     patch = _part(patch_text)
@@ -49,10 +57,11 @@ def encode_app_version(value: object) -> int:
 
 
 def _part(text: str | None) -> int:
-    if not text:
-        return 0
-    # Long digit runs are out of range anyway; int() on thousands of digits is slow.
-    return int(text) if len(text) <= 6 else PART_MAX + 1
+    significant = (text or "").lstrip("0")
+    # Beyond three significant digits a part is out of range; skip int() on long runs.
+    return (
+        int(significant) if 0 < len(significant) <= 3 else (0 if not significant else PART_MAX + 1)
+    )
 
 
 def _fit(encoded: int) -> int:
