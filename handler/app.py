@@ -10,26 +10,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from login_etl.config import load_settings
-from login_etl.masking import Masker
-from login_etl.pipeline import process_batch
-from login_etl.postgres import ConnectionSettings, PostgresSink
-from login_etl.secrets import SecretSource
+from login_etl.runtime import PipelineRuntime
 from login_etl.telemetry import logger, metrics, record_batch_metrics
 
-_secrets = SecretSource()
-_sink: PostgresSink | None = None
-_sink_settings: ConnectionSettings | None = None
-
-
-def _sink_for(settings: ConnectionSettings) -> PostgresSink:
-    """The warm connection, replaced only when the database settings changed."""
-    global _sink, _sink_settings
-    if _sink is None or settings != _sink_settings:
-        if _sink is not None:
-            _sink.close()
-        _sink, _sink_settings = PostgresSink(settings), settings
-    return _sink
+# Lives across warm invocations: resolved settings, the masker and the connection.
+_runtime = PipelineRuntime()
 
 
 @metrics.log_metrics
@@ -37,13 +22,7 @@ def _sink_for(settings: ConnectionSettings) -> PostgresSink:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = event.get("Records", [])
     try:
-        settings = load_settings(secrets=_secrets)
-        result = process_batch(
-            records,
-            sink=_sink_for(settings.database),
-            masker=Masker(settings.masking_key),
-            logger=logger,
-        )
+        result = _runtime.process(records, logger=logger)
     except Exception:
         # Batch-level failure (no key, database gone, schema missing): raising makes
         # the event source mapping retry the whole batch; nothing is reported written.

@@ -25,6 +25,17 @@ from dataclasses import dataclass, replace
 from .postgres import ConnectionSettings
 from .secrets import SecretSource
 
+CONFIG_VARIABLES = (
+    "DB_SECRET_ARN",
+    "DATABASE_URL",
+    "DB_SSLMODE",
+    "DB_CONNECT_TIMEOUT",
+    "DB_STATEMENT_TIMEOUT_MS",
+    "PII_HASH_KEY",
+    "PII_HASH_KEY_SECRET_ARN",
+    "PII_HASH_KEY_PARAMETER",
+)
+
 
 class ConfigurationError(RuntimeError):
     """Required configuration is missing or unreadable: refuse to process."""

@@ -269,17 +269,22 @@ class PostgresSink:
     def _claim_and_copy(
         self, conn: pg8000.native.Connection, rows: Sequence[PendingRow]
     ) -> set[str]:
+        """Claim the ids, COPY the rows of the newly claimed ones; return those ids."""
         assert self._claim is not None
-        ids = json.dumps([r.message_id for r in rows])
-        fresh = {row[0] for row in self._claim.run(message_ids=ids)}
+        ids = [r.message_id for r in rows]
+        already = {row[0] for row in self._claim.run(message_ids=json.dumps(ids))}
+        fresh = (
+            [r.row for r in rows if r.message_id not in already]
+            if already
+            else [r.row for r in rows]
+        )
         if fresh:
             buffer = io.StringIO()
             # QUOTE_NOTNULL: None → unquoted empty field (NULL), "" → quoted (empty text).
-            csv.writer(buffer, quoting=csv.QUOTE_NOTNULL, lineterminator="\n").writerows(
-                r.row for r in rows if r.message_id in fresh
-            )
-            conn.run(self._copy_sql, stream=[buffer.getvalue().encode("utf-8")])
-        return fresh
+            csv.writer(buffer, quoting=csv.QUOTE_NOTNULL, lineterminator="\n").writerows(fresh)
+            # execute_unnamed: run() would re-scan the SQL for :params on every batch.
+            conn.execute_unnamed(self._copy_sql, stream=[buffer.getvalue().encode("utf-8")])
+        return set(ids) - already
 
     def _write_isolating(
         self, rows: Sequence[PendingRow], stop_at_first_rejection: bool

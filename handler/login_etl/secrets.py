@@ -16,7 +16,7 @@ class SecretSource:
     """Reads secrets and SecureString parameters with a ``max_age`` cache."""
 
     def __init__(self, max_age: int | None = None, boto_config: Any = None) -> None:
-        self._max_age = (
+        self.max_age = (
             max_age
             if max_age is not None
             else int(os.environ.get("SECRETS_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS))
@@ -30,7 +30,7 @@ class SecretSource:
             from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
             self._secrets = SecretsProvider(boto_config=self._boto_config or _default_config())
-        value = self._secrets.get(secret_id, max_age=self._max_age)
+        value = self._secrets.get(secret_id, max_age=self.max_age)
         if not isinstance(value, str):
             raise ValueError("the secret has no SecretString")
         return value
@@ -40,7 +40,7 @@ class SecretSource:
             from aws_lambda_powertools.utilities.parameters import SSMProvider
 
             self._ssm = SSMProvider(boto_config=self._boto_config or _default_config())
-        value = self._ssm.get(name, max_age=self._max_age, decrypt=True)
+        value = self._ssm.get(name, max_age=self.max_age, decrypt=True)
         if not isinstance(value, str):
             raise ValueError("the parameter has no string value")
         return value

@@ -74,14 +74,20 @@ SELECT set_config('statement_timeout', :statement_timeout, false),
 """
 
 
-# Step 1 of a batch write: claim the message ids in the ledger. Ids already there
-# (a redelivery) are not returned; a concurrent claim of the same id waits for the
-# other transaction and then skips it, so a message is written at most once.
+# Step 1 of a batch write: claim the message ids in the ledger and return the ones
+# that were already there (a redelivery) — usually none, so little comes back. A
+# concurrent claim of the same id waits for the other transaction, then counts as
+# already there: a message is written at most once.
 CLAIM_MESSAGE_IDS = f"""
-INSERT INTO {LEDGER} (message_id)
-SELECT json_array_elements_text(CAST(:message_ids AS json))
-ON CONFLICT (message_id) DO NOTHING
-RETURNING message_id
+WITH batch AS (
+    SELECT json_array_elements_text(CAST(:message_ids AS json)) AS message_id
+), claimed AS (
+    INSERT INTO {LEDGER} (message_id)
+    SELECT message_id FROM batch
+    ON CONFLICT (message_id) DO NOTHING
+    RETURNING message_id
+)
+SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
 """
 
 

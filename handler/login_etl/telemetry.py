@@ -21,12 +21,17 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 def record_batch_metrics(result: BatchResult) -> None:
     metrics.add_metric(name="AcceptedRecords", unit=MetricUnit.Count, value=result.written)
-    metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=result.duplicates)
     metrics.add_metric(
         name="RejectedRecords", unit=MetricUnit.Count, value=sum(result.rejections.values())
     )
-    metrics.add_metric(name="FifoHeldBack", unit=MetricUnit.Count, value=result.fifo_held_back)
-    metrics.add_metric(name="UnknownKeys", unit=MetricUnit.Count, value=result.unknown_keys)
+    # The rest only when non-zero: each metric costs per-invocation serialisation time.
+    for name, value in (
+        ("DuplicatesSkipped", result.duplicates),
+        ("FifoHeldBack", result.fifo_held_back),
+        ("UnknownKeys", result.unknown_keys),
+    ):
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     for reason, count in result.rejections.items():
         with single_metric(
             name="RejectedByReason", unit=MetricUnit.Count, value=count, namespace=NAMESPACE

@@ -84,10 +84,7 @@ def handler() -> Iterator[Any]:
         return app.lambda_handler(event, LocalContext())
 
     yield invoke
-    if app._sink is not None:
-        app._sink.close()
-    app._sink = None
-    app._sink_settings = None
+    app._runtime.close()
 
 
 @pytest.fixture
