@@ -282,7 +282,7 @@ def premasked_csv(bodies: Sequence[str], rows: int) -> bytes:
     from login_etl.table import SEED_SHAPE
 
     masker = Masker(BENCH_KEY.encode())
-    day = date(2025, 11, 24)
+    day = "2025-11-24"
     parsed: list[tuple[object, ...]] = []
     for body in bodies:
         result = to_row(body, SEED_SHAPE, masker, day)
