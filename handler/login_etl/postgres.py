@@ -53,7 +53,7 @@ class ConnectionSettings:
     user: str
     password: str | None
     database: str
-    sslmode: str = "disable"
+    sslmode: str = "prefer"  # libpq's default
     sslrootcert: str | None = None
     connect_timeout: float = 5.0
     statement_timeout_ms: int = 10_000
@@ -99,11 +99,12 @@ class ConnectionSettings:
             changed = replace(changed, connect_timeout=float(options["connect_timeout"]))
         return changed
 
-    def ssl_context(self) -> ssl.SSLContext | None:
-        # libpq's "allow"/"prefer" would fall back to plaintext; we do not negotiate:
-        # they mean no TLS here (documented), "require" means TLS without verification.
-        if self.sslmode in ("disable", "allow", "prefer"):
-            return None
+    def ssl_context(self) -> ssl.SSLContext | bool | None:
+        """pg8000's ``ssl_context``: False = plaintext, None = TLS if the server offers it."""
+        if self.sslmode == "disable":
+            return False
+        if self.sslmode in ("allow", "prefer"):
+            return None  # opportunistic TLS without verification, as libpq's "prefer"
         context = ssl.create_default_context(cafile=self.sslrootcert)
         if self.sslmode != "verify-full":
             context.check_hostname = False
