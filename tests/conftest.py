@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pg8000.native
 import pytest
-from login_etl.postgres import ConnectionSettings, connect
 
 from localdev import postgres as local_postgres
+from login_etl.postgres import ConnectionSettings, connect
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"

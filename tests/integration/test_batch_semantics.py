@@ -11,12 +11,12 @@ from typing import Any
 
 import pg8000.core
 import pytest
-from login_etl.config import ConfigurationError
-from login_etl.postgres import DatabaseUnavailable
-from login_etl.table import SchemaError
 
 from localdev.postgres import free_port
 from localdev.traffic import login_bodies, sqs_event
+from login_etl.config import ConfigurationError
+from login_etl.postgres import DatabaseUnavailable
+from login_etl.table import SchemaError
 from tests.conftest import Databases
 
 from .conftest import Db, failed_ids, load_event, record_ids
