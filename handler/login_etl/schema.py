@@ -25,7 +25,7 @@ def init_schema(conn: pg8000.native.Connection) -> None:
         conn.run(sql.CREATE_LEDGER_INDEX)
         conn.run(sql.DECODE_APP_VERSION_FUNCTION)
         shape = read_table_shape(conn)
-        conn.run(f"DROP VIEW IF EXISTS {sql.VERSION_VIEW}")
+        conn.run(sql.DROP_VERSION_VIEW)
         conn.run(sql.create_version_view(shape.app_version_kind))
         conn.run("COMMIT")
     except BaseException:

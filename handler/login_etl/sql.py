@@ -46,6 +46,9 @@ $$
 """
 
 
+DROP_VERSION_VIEW = f"DROP VIEW IF EXISTS {VERSION_VIEW}"
+
+
 def create_version_view(app_version_kind: AppVersionKind) -> str:
     """The analyst view: ``user_logins`` with ``app_version`` as text ``x.y.z``."""
     decoded = (
