@@ -42,7 +42,9 @@ def test_every_sql_call_in_product_code_takes_fixed_sql_and_bound_values() -> No
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr in SQL_CALLS
                 and DB_HANDLE.search(ast.unparse(node.func.value))
-                and (not node.args or not _sql_argument_is_safe(node.args[0]) or len(node.args) > 1)
+                # a prepared statement's run() takes only bound values (no positional SQL)
+                and node.args
+                and (not _sql_argument_is_safe(node.args[0]) or len(node.args) > 1)
             ):
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
