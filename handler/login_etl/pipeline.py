@@ -21,7 +21,7 @@ _MS_PER_DAY = 86_400_000
 _EPOCH = date(1970, 1, 1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ is slower on this per-record path
 class PendingRow:
     message_id: str
     row: Row
