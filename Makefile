@@ -7,7 +7,8 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed-stamp
 EVENT    ?= events/sqs-mixed-batch.json
 
-.PHONY: help setup test test-unit lint db-init run-event pg-up pg-down bench clean
+.PHONY: help setup test test-unit lint db-init run-event pg-up pg-down bench clean \
+        up down deploy-local demo invoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -49,6 +50,22 @@ run-event: setup ## run lambda_handler on EVENT (default events/sqs-mixed-batch.
 
 bench: setup ## benchmark: naive vs COPY vs lambda_handler at several batch sizes (prints ratios)
 	$(PY) -m localdev.bench
+
+up: setup ## start LocalStack (127.0.0.1:4566) + Postgres in the background; writes .local/endpoints.env
+	@$(PY) -m localdev.stack up
+
+down: ## stop what `make up` started (and nothing else)
+	@if test -x $(PY); then $(PY) -m localdev.stack down; fi
+
+deploy-local: up ## sam build + samlocal deploy --config-env local; PARAMS="K=V ..." adds/overrides parameters
+	@$(PY) -m localdev.deploy
+
+demo: setup ## the whole flow on LocalStack: up, db-init, deploy-local, send traffic, wait, summary
+	@$(MAKE) --no-print-directory up db-init deploy-local
+	@$(PY) -m localdev.demo
+
+invoke: setup ## sam local invoke on EVENT with events/env.json (needs a Docker engine)
+	@$(PY) -m localdev.invoke $(EVENT)
 
 clean: ## remove build and test leftovers (keeps .venv and .local)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

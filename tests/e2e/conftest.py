@@ -1,0 +1,103 @@
+"""Fixtures for end-to-end tests: the SAM build, LocalStack, stacks deployed and torn down.
+
+The suite's Postgres (``tests/conftest.py``) serves the deployed functions too: they run as
+host processes (localdev/localstack), so 127.0.0.1 is the same machine.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not add the cwd
+    sys.path.insert(0, str(REPO_ROOT))
+
+from localdev import deploy, localstack, sam  # noqa: E402
+
+# Small on purpose: a rejected message is retried every VISIBILITY_S and dead-lettered after
+# MAX_RECEIVE_COUNT deliveries, so the whole flow takes seconds.
+FAST_PARAMS = {
+    "FunctionTimeout": "3",
+    "VisibilityTimeout": "3",
+    "MaxReceiveCount": "2",
+    "BatchSize": "10",
+    "BatchingWindow": "1",
+    "MaxConcurrency": "2",
+    "DbConnectTimeout": "2",
+}
+
+
+def wait_for[T](
+    what: str, probe: Callable[[], T | None], timeout_s: float = 90, every_s: float = 0.5
+) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (value := probe()) is not None:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def built_function(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sam build`` of template.yaml into a private folder; returns the build folder."""
+    build_dir = tmp_path_factory.mktemp("sam") / "build"
+    sam.build(build_dir, quiet=True)
+    return build_dir
+
+
+@pytest.fixture(scope="session")
+def localstack_endpoint() -> Iterator[str]:
+    """LocalStack's URL: started for the session, stopped after it unless it was already up."""
+    started = localstack.start()
+    try:
+        yield localstack.ENDPOINT
+    finally:
+        if started:
+            localstack.stop()
+
+
+Deployer = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def deploy_stack(localstack_endpoint: str, built_function: Path) -> Iterator[Deployer]:
+    """Deploys stacks with FAST_PARAMS (+ overrides); deletes them, and their key secrets."""
+    deployed: list[tuple[str, dict[str, str]]] = []
+
+    def deploy_one(database_url: str, **overrides: str) -> dict[str, str]:
+        name = f"login-etl-e2e-{uuid.uuid4().hex[:8]}"
+        deployed.append((name, {}))
+        outputs = deploy.deploy(
+            FAST_PARAMS | overrides,
+            stack_name=name,
+            database_url=database_url,
+            build_dir=built_function,
+            build=False,
+            quiet=True,
+        )
+        deployed[-1] = (name, outputs)
+        return outputs
+
+    yield deploy_one
+    secrets = deploy.client("secretsmanager")
+    for name, outputs in reversed(deployed):
+        try:
+            deploy.delete_stack(name)
+            if "PiiHashKeySecretArn" in outputs:  # retained by design (DeletionPolicy: Retain)
+                secrets.delete_secret(
+                    SecretId=outputs["PiiHashKeySecretArn"], ForceDeleteWithoutRecovery=True
+                )
+        except Exception as error:  # noqa: BLE001 - clean up as much as possible
+            print(f"teardown of {name} failed: {error}")
+
+
+def client(service: str) -> Any:
+    return deploy.client(service)
