@@ -1,2 +1,267 @@
-def main() -> int:
-    raise SystemExit("login-etl drain: not built yet")
+"""``login-etl drain``: run the Lambda's pipeline against an existing SQS queue.
+
+    login-etl drain --queue-url http://localhost:4566/000000000000/login-queue \\
+        --endpoint-url http://localhost:4566 --region us-east-1 \\
+        --database-url postgresql://postgres:postgres@localhost:5432/postgres
+
+Thin: parses arguments, checks configuration, database and queue up front (so a
+mistake costs no message a receive), runs :class:`~login_etl_drain.runner.Drainer`
+and turns errors into one line on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+from login_etl.config import ConfigurationError, Settings, load_settings
+from login_etl.masking import Masker
+from login_etl.postgres import DatabaseUnavailable, PostgresSink, connect
+from login_etl.table import SchemaError
+
+from .progress import ProgressDisplay, Stats, summary_line
+from .runner import MAX_BATCH_SIZE, Drainer, DrainOptions, Sink, StopSwitch
+from .sqs import SqsError, SqsQueue
+
+PROG = "login-etl"
+EXIT_OK = 0
+EXIT_FAILED = 1  # an unexpected error during the run (nothing of that batch was deleted)
+EXIT_USAGE = 2
+EXIT_CONFIG = 3  # no masking key, no database configured, unusable URL
+EXIT_SQS = 4  # queue missing, endpoint unreachable, credentials refused
+EXIT_DATABASE = 5  # database unreachable, table or ledger missing
+
+_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (ConfigurationError, EXIT_CONFIG),
+    (SqsError, EXIT_SQS),
+    (SchemaError, EXIT_DATABASE),
+    (DatabaseUnavailable, EXIT_DATABASE),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command != "drain":
+        _parser().print_help(sys.stderr)
+        return EXIT_USAGE
+    return drain(args)
+
+
+def drain(args: argparse.Namespace) -> int:
+    _configure_logging(args.verbose)
+    # --follow waits like the Lambda poller (20 s); a one-off drain wants to end soon.
+    wait_seconds = args.wait_seconds if args.wait_seconds is not None else 20 if args.follow else 2
+    options = DrainOptions(
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        follow=args.follow,
+        wait_seconds=wait_seconds,
+        idle_polls=args.idle_polls,
+        visibility_timeout=args.visibility_timeout,
+    )
+    try:
+        settings = load_settings(_environment(args.database_url))
+        first_sink = _checked_sink(settings, init_db=args.init_db)
+        try:
+            queue = SqsQueue.open(
+                args.queue_url,
+                endpoint_url=args.endpoint_url,
+                region=args.region,
+                wait_seconds=options.wait_seconds,
+            )
+        except BaseException:
+            first_sink.close()
+            raise
+    except (ConfigurationError, SqsError, SchemaError, DatabaseUnavailable) as error:
+        return _fail(error)
+
+    def sink_for_worker(index: int) -> Sink:
+        # Worker 0 reuses the connection the schema check opened; the others each open
+        # their own (a pg8000 connection is not shared between threads).
+        return first_sink if index == 0 else PostgresSink(settings.database)
+
+    stats, switch = Stats(), StopSwitch()
+    display = ProgressDisplay(stats, sys.stderr, interval_s=args.progress_interval)
+    drainer = Drainer(
+        queue,
+        sink_for_worker,
+        Masker(settings.masking_key),
+        options,
+        stats=stats,
+        switch=switch,
+        rejections=logging.getLogger("login_etl_drain.rejections"),
+    )
+    with _stop_on_signals(switch) as received:
+        drainer.run(display.tick, interrupted=lambda: bool(received))
+    display.clear()
+    try:
+        remaining: tuple[int, int] | None = queue.counts()
+    except SqsError:
+        remaining = None
+    print(summary_line(stats.snapshot(), stats.elapsed(), remaining), flush=True)
+    if switch.error is not None:
+        return _fail(switch.error, default=EXIT_FAILED)
+    if received:
+        return 128 + received[0]  # 130 for Ctrl-C, as shells expect
+    return EXIT_OK
+
+
+def _checked_sink(settings: Settings, *, init_db: bool) -> PostgresSink:
+    """Connect and read the table shape now: a missing table fails before any receive."""
+    if init_db:
+        from login_etl.schema import init_schema
+
+        conn = connect(settings.database)
+        try:
+            init_schema(conn)
+        finally:
+            conn.close()
+    sink = PostgresSink(settings.database)
+    try:
+        sink.table_shape()
+    except BaseException:
+        sink.close()
+        raise
+    return sink
+
+
+def _environment(database_url: str | None) -> dict[str, str]:
+    """The handler's variables; ``--database-url`` wins over DATABASE_URL and DB_SECRET_ARN."""
+    env = dict(os.environ)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+        env.pop("DB_SECRET_ARN", None)
+    return env
+
+
+@contextmanager
+def _stop_on_signals(switch: StopSwitch) -> Iterator[list[int]]:
+    """SIGINT/SIGTERM: stop taking batches, finish the ones in flight, then exit."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signal handlers can only be set from the main thread
+        return
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if received:
+            print(f"{PROG} drain: still finishing the batch in flight", file=sys.stderr)
+            return
+        received.append(signum)
+        print(f"\n{PROG} drain: stopping after the batch in flight", file=sys.stderr)
+        switch.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _fail(error: BaseException, *, default: int = EXIT_FAILED) -> int:
+    code = next((c for kind, c in _EXIT_CODES if isinstance(error, kind)), default)
+    text = " ".join(str(error).split()) or type(error).__name__
+    if code == default and not isinstance(error, RuntimeError):
+        text = f"{type(error).__name__}: {text}"  # an unexpected error: say what it was
+    print(f"{PROG} drain: error: {text}", file=sys.stderr, flush=True)
+    return code
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG} drain: %(levelname)s %(message)s"))
+    root = logging.getLogger("login_etl_drain")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    # One line per rejected record: message id, reason code and field, never the value.
+    rejections = logging.getLogger("login_etl_drain.rejections")
+    rejected_handler = logging.StreamHandler(sys.stderr)
+    rejected_handler.setFormatter(
+        logging.Formatter(
+            f"{PROG} drain: rejected %(message_id)s reason=%(reason)s field=%(field)s"
+        )
+    )
+    rejections.handlers[:] = [rejected_handler]
+    rejections.setLevel(logging.WARNING if verbose else logging.ERROR)
+    rejections.propagate = False
+
+
+def _positive(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}-{high}")
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="login-etl tools")
+    commands = parser.add_subparsers(dest="command")
+    d = commands.add_parser(
+        "drain",
+        help="run the pipeline against an existing SQS queue",
+        description=(
+            "Receive from an SQS queue like the Lambda event source mapping, run the same "
+            "pipeline, delete what was written. Database and masking key come from the same "
+            "variables as the handler (DATABASE_URL or DB_SECRET_ARN; PII_HASH_KEY, "
+            "PII_HASH_KEY_SECRET_ARN or PII_HASH_KEY_PARAMETER)."
+        ),
+    )
+    d.add_argument("--queue-url", required=True)
+    d.add_argument("--endpoint-url", help="e.g. http://localhost:4566 for LocalStack")
+    d.add_argument("--region", help="default: AWS_REGION, the queue URL, us-east-1 on localhost")
+    d.add_argument("--database-url", help="postgresql://user:password@host:port/db (or env)")
+    d.add_argument(
+        "--batch-size",
+        type=_positive(1, MAX_BATCH_SIZE),
+        default=10,
+        help=f"records per pipeline batch, 1-{MAX_BATCH_SIZE} (default 10)",
+    )
+    d.add_argument(
+        "--concurrency",
+        type=_positive(1, 64),
+        default=1,
+        help="parallel workers, each with its own connection (default 1)",
+    )
+    d.add_argument("--follow", action="store_true", help="keep polling; stop with Ctrl-C")
+    d.add_argument(
+        "--wait-seconds",
+        type=_positive(0, 20),
+        help="long-poll wait per receive (default 2, 20 with --follow)",
+    )
+    d.add_argument(
+        "--idle-polls",
+        type=_positive(1, 1000),
+        default=2,
+        help="without --follow: stop after this many empty polls in a row (default 2)",
+    )
+    d.add_argument(
+        "--visibility-timeout",
+        type=_positive(1, 43_200),
+        help="seconds a received batch stays hidden (default: the queue's); renewed while "
+        "a batch is in flight",
+    )
+    d.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        help="seconds between progress lines when stderr is not a terminal (default 10)",
+    )
+    d.add_argument(
+        "--init-db",
+        action="store_true",
+        help="create the ledger and view (and user_logins if absent) first; never alters "
+        "an existing user_logins",
+    )
+    d.add_argument("--verbose", "-v", action="store_true", help="one line per rejected record")
+    return parser

@@ -1,0 +1,235 @@
+"""The drain loop: what the Lambda event source mapping does, as local worker threads.
+
+Each worker: long-poll ReceiveMessage until it holds ``batch_size`` records (or the
+queue has no more right now), keep them invisible while in flight, run the SAME
+``process_batch`` as the Lambda, then delete only the records that were written or
+were duplicates. Rejected records are left alone: they reappear after the visibility
+timeout and, after ``maxReceiveCount``, the queue's redrive policy moves them to the DLQ.
+
+A batch-level exception (database unreachable, schema missing, ...) deletes nothing.
+Without ``follow`` it stops the run; with ``follow``, transient ones back off and retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from login_etl.masking import Masker
+from login_etl.pipeline import LoginSink, RejectionLog, process_batch
+from login_etl.postgres import DatabaseUnavailable
+
+from .lease import VisibilityLease
+from .progress import Stats
+from .sqs import MAX_PER_CALL, CredentialsRejected, QueueNotFound, Record, SqsError, SqsQueue
+
+log = logging.getLogger(__name__)
+MAX_BATCH_SIZE = 10_000
+_DEFAULT_VISIBILITY_S = 30
+
+
+@dataclass(frozen=True, slots=True)
+class DrainOptions:
+    batch_size: int = 10
+    concurrency: int = 1
+    follow: bool = False
+    wait_seconds: int = 2  # long poll of each ReceiveMessage (SQS allows 0-20)
+    idle_polls: int = 2  # without follow: stop after this many empty long polls in a row
+    visibility_timeout: int | None = None  # None: the queue's own
+    max_backoff_s: float = 60.0
+
+
+class Sink(LoginSink, Protocol):
+    def close(self) -> None: ...
+
+
+class StopSwitch:
+    """Stop requests and the count of batches in flight, shared by all threads.
+
+    ``begin_batch`` and ``stop`` take the same lock, so once ``stop`` returns no new
+    batch can start: the caller may wait for the in-flight ones and then exit, even
+    while idle workers are still blocked in a long poll.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._stopped = threading.Event()
+        self._in_flight = 0
+        self.error: BaseException | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped.set()
+
+    def fail(self, error: BaseException) -> None:
+        with self._cond:
+            if self.error is None:
+                self.error = error
+            self._stopped.set()
+
+    def begin_batch(self) -> bool:
+        with self._cond:
+            if self._stopped.is_set():
+                return False
+            self._in_flight += 1
+            return True
+
+    def end_batch(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    def sleep(self, seconds: float) -> None:
+        """Back off, but wake up at once on a stop request."""
+        self._stopped.wait(seconds)
+
+    def wait_idle(self, tick: Callable[[], None]) -> None:
+        with self._cond:
+            while self._in_flight:
+                # Short waits keep the main thread responsive to signals and the display.
+                self._cond.wait(0.2)
+                tick()
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth a retry in --follow mode (the batch stays in the queue meanwhile)."""
+    if isinstance(error, QueueNotFound | CredentialsRejected):
+        return False
+    return isinstance(error, DatabaseUnavailable | SqsError)
+
+
+class Drainer:
+    def __init__(
+        self,
+        queue: SqsQueue,
+        sink_for_worker: Callable[[int], Sink],
+        masker: Masker,
+        options: DrainOptions,
+        *,
+        stats: Stats,
+        switch: StopSwitch,
+        rejections: RejectionLog,
+    ) -> None:
+        if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch size must be 1-{MAX_BATCH_SIZE}")
+        self._queue = queue
+        self._sink_for_worker = sink_for_worker
+        self._masker = masker
+        self._options = options
+        self._stats = stats
+        self._switch = switch
+        self._rejections = rejections
+        self._visibility_s = (
+            options.visibility_timeout or queue.info.visibility_timeout or _DEFAULT_VISIBILITY_S
+        )
+        self._threads: list[threading.Thread] = []
+
+    def run(self, tick: Callable[[], None], *, interrupted: Callable[[], bool]) -> None:
+        """Drain until done, a fatal error, or a stop request; ``tick`` refreshes the display.
+
+        On an interrupt only the batches in flight are awaited (workers blocked in a
+        long poll hold nothing yet: whatever they receive later is left undeleted).
+        """
+        self.start()
+        while any(t.is_alive() for t in self._threads) and not self._switch.stopped:
+            tick()
+            time.sleep(0.1)
+        if interrupted():
+            self._switch.wait_idle(tick)
+        else:
+            self._switch.stop()
+            for thread in self._threads:
+                while thread.is_alive():
+                    thread.join(0.2)
+                    tick()
+
+    def start(self) -> None:
+        # Clients are made here, in one thread: boto3 sessions are not thread-safe.
+        queues = [self._queue] + [self._queue.clone() for _ in range(self._options.concurrency - 1)]
+        for index, queue in enumerate(queues):
+            thread = threading.Thread(
+                target=self._worker, args=(index, queue), name=f"drain-{index}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _worker(self, index: int, queue: SqsQueue) -> None:
+        options = self._options
+        idle = failures = 0
+        sink: Sink | None = None
+        try:
+            sink = self._sink_for_worker(index)
+            while not self._switch.stopped:
+                try:
+                    handled = self._one_batch(queue, sink)
+                except Exception as error:
+                    if not (options.follow and is_transient(error)):
+                        raise
+                    failures += 1
+                    delay = min(options.max_backoff_s, 2.0 ** min(failures, 6))
+                    log.warning(
+                        "batch failed, nothing deleted; retrying in %.0f s: %s", delay, error
+                    )
+                    self._switch.sleep(delay)
+                    continue
+                failures = 0
+                idle = 0 if handled else idle + 1
+                if not options.follow and idle >= options.idle_polls:
+                    return
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            self._switch.fail(error)
+        finally:
+            if sink is not None:
+                sink.close()
+
+    def _one_batch(self, queue: SqsQueue, sink: Sink) -> bool:
+        """Receive, process, delete one batch. False when the queue gave nothing."""
+        with VisibilityLease(queue, self._visibility_s) as lease:
+            records = self._gather(queue, lease)
+            if not records:
+                return False
+            if not self._switch.begin_batch():
+                return True  # stopping: leave them; they reappear after the timeout
+            try:
+                try:
+                    result = process_batch(
+                        records, sink=sink, masker=self._masker, logger=self._rejections
+                    )
+                except BaseException:
+                    self._stats.add_failed_batch(len(records))
+                    raise
+                failed = set(result.failed_message_ids)
+                done = [r for r in records if r["messageId"] not in failed]
+                not_deleted = queue.delete(done) if done else []
+                self._stats.add_batch(len(records), result, len(not_deleted))
+            finally:
+                self._switch.end_batch()
+        return True
+
+    def _gather(self, queue: SqsQueue, lease: VisibilityLease) -> list[Record]:
+        """Up to ``batch_size`` records from as many ReceiveMessage calls as needed.
+
+        Only the first call waits (long poll); later ones take what is there right
+        now, so a batch never waits for a full 10,000 on a slow queue.
+        """
+        records: list[Record] = []
+        size = self._options.batch_size
+        while len(records) < size and not self._switch.stopped:
+            got = queue.receive(
+                min(MAX_PER_CALL, size - len(records)),
+                wait_seconds=0 if records else self._options.wait_seconds,
+                visibility_timeout=self._visibility_s,
+            )
+            if not got:
+                break
+            lease.add(got)
+            records += got
+        return records

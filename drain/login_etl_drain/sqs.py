@@ -1,0 +1,308 @@
+"""SQS adapter: the only module of the drain that talks to SQS.
+
+It receives messages the way the Lambda event source mapping does and hands them on
+as records of the Lambda SQS event (``messageId``, ``receiptHandle``, ``body``,
+``attributes``, ``md5OfBody``, ``eventSourceARN``, ...), so ``process_batch`` sees
+exactly what it sees in Lambda. Every boto3 / botocore error leaves this module as an
+:class:`SqsError` with a one-line message (never a message body).
+
+    queue = SqsQueue.open("http://127.0.0.1:4566/000000000000/login-queue",
+                          endpoint_url="http://127.0.0.1:4566", region="us-east-1")
+    records = queue.receive(10, wait_seconds=20, visibility_timeout=30)
+    queue.delete(records)
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
+
+Record = dict[str, Any]
+"""One record of a Lambda SQS event."""
+
+MAX_PER_CALL: Final = 10  # SQS limit for ReceiveMessage / *Batch entries
+_LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
+_NOT_FOUND: Final = frozenset(
+    ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue")
+)
+_CREDENTIALS: Final = frozenset(
+    (
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidSecurity",
+        "IncompleteSignature",
+        "AccessDenied",
+        "AccessDeniedException",
+    )
+)
+
+
+class SqsError(RuntimeError):
+    """An SQS call failed; the message is one line, safe to print."""
+
+
+class QueueNotFound(SqsError):
+    pass
+
+
+class EndpointUnreachable(SqsError):
+    pass
+
+
+class CredentialsRejected(SqsError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    url: str
+    arn: str
+    region: str
+    visibility_timeout: int
+
+    @property
+    def fifo(self) -> bool:
+        return self.arn.endswith(".fifo")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    endpoint_url: str | None
+    region: str | None
+    wait_seconds: int
+
+    def make_client(self) -> Any:
+        """A new client: one per worker, so connection pools are not shared."""
+        session = boto3.session.Session(region_name=self.region)
+        key = secret = None  # None: boto3's own chain (env, profile, instance role)
+        if session.get_credentials() is None and _is_loopback(self.endpoint_url):
+            # LocalStack and moto accept any key; spare users of the seed's image from
+            # configuring fake credentials. Never done for a real AWS endpoint.
+            key = secret = "test"
+        config = Config(
+            connect_timeout=3,
+            # A long poll holds the response for WaitTimeSeconds; never time out before it.
+            read_timeout=self.wait_seconds + 10,
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
+        return _call(
+            "create the SQS client",
+            lambda: session.client(
+                "sqs",
+                endpoint_url=self.endpoint_url,
+                config=config,
+                aws_access_key_id=key,
+                aws_secret_access_key=secret,
+            ),
+        )
+
+
+class SqsQueue:
+    """One queue, one client. Not shared between threads."""
+
+    def __init__(self, info: QueueInfo, options: ClientOptions, client: Any = None) -> None:
+        self.info = info
+        self._options = options
+        self._client = client if client is not None else options.make_client()
+
+    @classmethod
+    def open(
+        cls, url: str, *, endpoint_url: str | None, region: str | None, wait_seconds: int = 20
+    ) -> SqsQueue:
+        """Check the queue exists and read what records need (ARN) and the visibility timeout."""
+        if region is None and boto3.session.Session().region_name is None:
+            # Neither --region nor AWS_REGION / a profile: the queue URL may name it.
+            region = region_from_url(url) or ("us-east-1" if _is_loopback(url) else None)
+        options = ClientOptions(endpoint_url, region, wait_seconds)
+        client = options.make_client()
+        attributes = _call(
+            "GetQueueAttributes",
+            lambda: client.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"]
+            )["Attributes"],
+            queue_url=url,
+        )
+        arn = str(attributes["QueueArn"])
+        info = QueueInfo(
+            url=url,
+            arn=arn,
+            region=arn.split(":")[3] if arn.count(":") >= 5 else (region or ""),
+            visibility_timeout=int(attributes.get("VisibilityTimeout", 30)),
+        )
+        return cls(info, options, client)
+
+    def clone(self) -> SqsQueue:
+        """The same queue with its own client (for another worker thread)."""
+        return SqsQueue(self.info, self._options)
+
+    def receive(
+        self, max_messages: int, *, wait_seconds: int, visibility_timeout: int
+    ) -> list[Record]:
+        """One ReceiveMessage call (long poll), as Lambda event records."""
+        response = _call(
+            "ReceiveMessage",
+            lambda: self._client.receive_message(
+                QueueUrl=self.info.url,
+                MaxNumberOfMessages=max(1, min(MAX_PER_CALL, max_messages)),
+                WaitTimeSeconds=wait_seconds,
+                VisibilityTimeout=visibility_timeout,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ),
+            queue_url=self.info.url,
+        )
+        return [to_event_record(m, self.info) for m in response.get("Messages", [])]
+
+    def delete(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """DeleteMessageBatch; returns the messageIds SQS did not delete."""
+        failed: list[str] = []
+        for chunk in _chunks(records):
+            response = _call(
+                "DeleteMessageBatch",
+                lambda chunk=chunk: self._client.delete_message_batch(  # type: ignore[misc]
+                    QueueUrl=self.info.url, Entries=_entries(chunk)
+                ),
+                queue_url=self.info.url,
+            )
+            failed += [str(chunk[int(f["Id"])]["messageId"]) for f in response.get("Failed", [])]
+        return failed
+
+    def extend_visibility(self, records: Sequence[Mapping[str, Any]], seconds: int) -> None:
+        """ChangeMessageVisibilityBatch: keep in-flight messages hidden ``seconds`` more."""
+        for chunk in _chunks(records):
+            _call(
+                "ChangeMessageVisibilityBatch",
+                lambda chunk=chunk: self._client.change_message_visibility_batch(  # type: ignore[misc]
+                    QueueUrl=self.info.url,
+                    Entries=[e | {"VisibilityTimeout": seconds} for e in _entries(chunk)],
+                ),
+                queue_url=self.info.url,
+            )
+
+    def counts(self) -> tuple[int, int]:
+        """(visible, in flight) as SQS approximates them."""
+        attributes = _call(
+            "GetQueueAttributes",
+            lambda: self._client.get_queue_attributes(
+                QueueUrl=self.info.url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"],
+            queue_url=self.info.url,
+        )
+        return (
+            int(attributes.get("ApproximateNumberOfMessages", 0)),
+            int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        )
+
+
+def to_event_record(message: Mapping[str, Any], queue: QueueInfo) -> Record:
+    """A ReceiveMessage message → a record of the Lambda SQS event (same keys, same casing)."""
+    record: Record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {
+            name: _event_attribute(value)
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue.arn,
+        "awsRegion": queue.region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def region_from_url(url: str) -> str | None:
+    """``https://sqs.eu-west-1.amazonaws.com/...`` → ``eu-west-1``."""
+    host = urlsplit(url).hostname or ""
+    parts = host.split(".")
+    if len(parts) >= 4 and parts[0] == "sqs" and "amazonaws" in parts:
+        return parts[1]
+    return None
+
+
+def _event_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    converted: dict[str, Any] = {
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": value.get("DataType", "String"),
+    }
+    if "StringValue" in value:
+        converted["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:  # boto3 gives bytes; the Lambda event carries base64
+        converted["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+    return converted
+
+
+def _chunks(records: Sequence[Mapping[str, Any]]) -> Iterator[Sequence[Mapping[str, Any]]]:
+    for start in range(0, len(records), MAX_PER_CALL):
+        yield records[start : start + MAX_PER_CALL]
+
+
+def _entries(chunk: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    # Entry ids only need to be unique per call; the index maps failures back.
+    return [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)]
+
+
+def _first_line(text: str) -> str:
+    """The first line of an error message; nothing if it is a raw XML/HTML body."""
+    lines = text.strip().splitlines()
+    return "" if not lines or lines[0].startswith("<") else lines[0]
+
+
+def _is_loopback(url: str | None) -> bool:
+    return url is not None and urlsplit(url).hostname in _LOOPBACK
+
+
+def _call[T](what: str, call: Callable[[], T], *, queue_url: str | None = None) -> T:
+    """Run one SQS call; translate failures into one-line :class:`SqsError` messages."""
+    try:
+        return call()
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", "?"))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        text = _first_line(str(error.response.get("Error", {}).get("Message", "")))
+        if code in _NOT_FOUND:
+            raise QueueNotFound(f"queue {queue_url} does not exist ({code})") from None
+        if code in _CREDENTIALS or status == 403:  # 403: an error body botocore could not parse
+            raise CredentialsRejected(
+                f"SQS refused the AWS credentials ({code}{': ' + text if text else ''}); "
+                "check AWS_PROFILE / AWS_ACCESS_KEY_ID and the queue's permissions"
+            ) from None
+        raise SqsError(f"SQS {what} failed: {code}{': ' + text if text else ''}") from None
+    except (EndpointConnectionError, ConnectTimeoutError) as error:
+        raise EndpointUnreachable(f"cannot reach the SQS endpoint: {error}") from None
+    except ReadTimeoutError as error:
+        raise EndpointUnreachable(f"the SQS endpoint stopped answering: {error}") from None
+    except NoCredentialsError:
+        raise CredentialsRejected(
+            "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+        ) from None
+    except NoRegionError:
+        raise SqsError("no AWS region: pass --region or set AWS_REGION") from None
+    except BotoCoreError as error:
+        raise SqsError(f"SQS {what} failed: {type(error).__name__}: {error}") from None

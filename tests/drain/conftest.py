@@ -1,0 +1,135 @@
+"""Fixtures for the ``login-etl drain`` tests: real Postgres, SQS from moto or LocalStack."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from localdev import traffic
+from tests.conftest import Databases, admin_connect
+
+PII_KEY = "drain-test-key"
+BAD_MESSAGE = {"foo": "oops_wrong_msg_type", "bar": "123"}
+_AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_SESSION_TOKEN",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+)
+
+
+@dataclass
+class Db:
+    url: str
+
+    def query(self, sql: str, **params: Any) -> list[list[Any]]:
+        conn = admin_connect(self.url)
+        try:
+            return conn.run(sql, **params)
+        finally:
+            conn.close()
+
+    def count(self) -> int:
+        return int(self.query("SELECT count(*) FROM user_logins")[0][0])
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials, one region, no endpoint from the environment: never real AWS."""
+    for name in _AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def drain_db_url(databases: Databases) -> str:
+    return databases.create()  # the seed's DDL, the ledger and the view
+
+
+@pytest.fixture
+def db(drain_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
+    """An emptied seed-DDL database, configured through the handler's variables."""
+    database = Db(drain_db_url)
+    database.query("TRUNCATE user_logins, login_etl.processed_messages")
+    monkeypatch.setenv("DATABASE_URL", drain_db_url)
+    monkeypatch.setenv("PII_HASH_KEY", PII_KEY)
+    for name in ("DB_SECRET_ARN", "PII_HASH_KEY_SECRET_ARN", "PII_HASH_KEY_PARAMETER"):
+        monkeypatch.delenv(name, raising=False)
+    return database
+
+
+def login_bodies(count: int, *, seed: int = 0) -> list[str]:
+    """``count`` logins as the seed's loader sends them: ``json.dumps(record)``."""
+    rng = random.Random(seed)
+    return [json.dumps(traffic.login(rng)) for _ in range(count)]
+
+
+def seed_bodies(*, seed: int = 0) -> list[str]:
+    """The seed queue's mix: 99 logins and one message that is not a login."""
+    bodies = login_bodies(99, seed=seed)
+    bodies.insert(37, json.dumps(BAD_MESSAGE))
+    return bodies
+
+
+def make_queue(
+    sqs: Any, name: str, *, visibility_timeout: int = 30, max_receive_count: int | None = None
+) -> tuple[str, str | None]:
+    """A queue (and, with ``max_receive_count``, its DLQ). Returns (url, dlq_url)."""
+    attributes = {"VisibilityTimeout": str(visibility_timeout)}
+    dlq_url = None
+    if max_receive_count is not None:
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+        )
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return url, dlq_url
+
+
+def send_one_by_one(sqs: Any, url: str, bodies: Sequence[str]) -> None:
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+
+
+def send_batched(sqs: Any, url: str, bodies: Sequence[str]) -> None:
+    for start in range(0, len(bodies), 10):
+        chunk = bodies[start : start + 10]
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)],
+        )
+
+
+def queue_counts(sqs: Any, url: str) -> tuple[int, int]:
+    """(visible, in flight)."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+@pytest.fixture
+def moto_sqs() -> Iterator[Any]:
+    """An SQS client inside ``mock_aws`` (in-process; the drain's own clients see it too)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        yield boto3.client("sqs", region_name="us-east-1")

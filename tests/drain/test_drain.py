@@ -1,0 +1,205 @@
+"""``login-etl drain`` end to end in-process: moto SQS, real Postgres."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from login_etl.masking import Masker
+from login_etl.pipeline import process_batch
+from login_etl.postgres import ConnectionSettings, DatabaseUnavailable, PostgresSink, connect
+from login_etl_drain import cli
+from login_etl_drain.progress import Stats
+from login_etl_drain.runner import Drainer, DrainOptions, StopSwitch
+from login_etl_drain.sqs import SqsQueue
+from tests.drain.conftest import (
+    PII_KEY,
+    Db,
+    login_bodies,
+    make_queue,
+    queue_counts,
+    seed_bodies,
+    send_batched,
+    send_one_by_one,
+)
+
+pytestmark = pytest.mark.integration
+FAST = ["--wait-seconds", "0", "--idle-polls", "1"]
+
+
+def drain(url: str, *extra: str) -> int:
+    return cli.main(["drain", "--queue-url", url, "--region", "us-east-1", *FAST, *extra])
+
+
+def test_drains_the_seed_mix_and_leaves_the_bad_message(
+    moto_sqs: Any, db: Db, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = make_queue(moto_sqs, "seed")
+    send_one_by_one(moto_sqs, url, seed_bodies())
+
+    assert drain(url) == 0
+
+    assert db.count() == 99
+    assert queue_counts(moto_sqs, url) == (0, 1)  # the bad one: received, not deleted
+    summary = capsys.readouterr().out
+    assert "received 100 | written 99 | duplicates 0 | rejected 1" in summary
+    assert "missing_user_id 1" in summary
+
+
+def test_a_second_run_adds_nothing(moto_sqs: Any, db: Db) -> None:
+    url, _ = make_queue(moto_sqs, "twice", visibility_timeout=1)
+    send_one_by_one(moto_sqs, url, seed_bodies())
+    assert drain(url) == 0
+    time.sleep(1.2)  # the rejected message becomes visible again
+    assert drain(url) == 0
+    assert db.count() == 99
+
+
+def test_records_written_before_a_crash_are_duplicates_and_get_deleted(
+    moto_sqs: Any, db: Db, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Committed but not deleted (crash in between): the redelivery is a duplicate."""
+    url, _ = make_queue(moto_sqs, "crash", visibility_timeout=1)
+    send_batched(moto_sqs, url, login_bodies(10))
+    queue = SqsQueue.open(url, endpoint_url=None, region="us-east-1", wait_seconds=0)
+    records = queue.receive(10, wait_seconds=0, visibility_timeout=1)
+    sink = PostgresSink(ConnectionSettings.from_url(db.url))
+    try:
+        process_batch(records, sink=sink, masker=Masker(PII_KEY.encode()), logger=_NullLog())
+    finally:
+        sink.close()
+    time.sleep(1.2)
+
+    assert drain(url) == 0
+
+    assert db.count() == 10
+    assert queue_counts(moto_sqs, url) == (0, 0)
+    assert f"written 0 | duplicates {len(records)}" in capsys.readouterr().out
+
+
+def test_batch_size_combines_several_receives(
+    moto_sqs: Any, db: Db, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = make_queue(moto_sqs, "combine")
+    send_batched(moto_sqs, url, login_bodies(60))
+    assert drain(url, "--batch-size", "25") == 0
+    assert db.count() == 60
+    assert "| 3 batches |" in capsys.readouterr().out  # 25 + 25 + 10
+
+
+def test_concurrent_workers_write_each_message_once(
+    moto_sqs: Any, db: Db, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Four workers, four connections: every message is one row.
+
+    moto's ReceiveMessage is not atomic across threads (it picks visible messages
+    without a lock), so it now and then hands one message to two workers. That is
+    SQS's at-least-once delivery in miniature: the ledger makes the second copy a
+    duplicate. moto's in-flight counter drifts then, so the empty-queue check runs
+    against LocalStack (test_e2e_localstack.py::test_drain_rate).
+    """
+    url, _ = make_queue(moto_sqs, "concurrent")
+    send_batched(moto_sqs, url, login_bodies(150))
+    assert drain(url, "--concurrency", "4", "--batch-size", "20") == 0
+    assert db.query("SELECT count(*), count(DISTINCT user_id) FROM user_logins") == [[150, 150]]
+    assert "written 150 | duplicates" in capsys.readouterr().out
+
+
+def test_an_empty_queue_stops_at_once(moto_sqs: Any, db: Db) -> None:
+    url, _ = make_queue(moto_sqs, "empty")
+    began = time.monotonic()
+    assert drain(url) == 0
+    assert time.monotonic() - began < 5
+
+
+def test_no_raw_pii_in_any_output(
+    moto_sqs: Any, db: Db, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = make_queue(moto_sqs, "pii")
+    bodies = login_bodies(20)
+    broken = [dict(json.loads(b), app_version="not-a-version") for b in login_bodies(5, seed=9)]
+    send_batched(moto_sqs, url, bodies + [json.dumps(b) for b in broken])
+    assert drain(url, "--verbose") == 0
+    out = capsys.readouterr()
+    assert "reason=invalid_app_version" in out.err
+    for body in [json.loads(b) for b in bodies] + broken:
+        for field in ("ip", "device_id"):
+            assert body[field] not in out.out + out.err
+
+
+def test_a_database_failure_mid_run_deletes_nothing(moto_sqs: Any, db: Db) -> None:
+    """Statement timeout while another session locks the table: DatabaseUnavailable."""
+    url, _ = make_queue(moto_sqs, "dbfail")
+    send_batched(moto_sqs, url, login_bodies(30))
+    settings = ConnectionSettings.from_url(db.url)
+    sink = PostgresSink(ConnectionSettings(**{**_fields(settings), "statement_timeout_ms": 300}))
+    sink.table_shape()  # connected and prepared before the lock, as the CLI does
+    locker = connect(settings)
+    locker.run("BEGIN")
+    locker.run("LOCK TABLE user_logins IN ACCESS EXCLUSIVE MODE")
+    switch, stats = StopSwitch(), Stats()
+    try:
+        queue = SqsQueue.open(url, endpoint_url=None, region="us-east-1", wait_seconds=0)
+        Drainer(
+            queue,
+            lambda _: sink,
+            Masker(PII_KEY.encode()),
+            DrainOptions(wait_seconds=0, idle_polls=1),
+            stats=stats,
+            switch=switch,
+            rejections=_NullLog(),
+        ).run(lambda: None, interrupted=lambda: False)
+    finally:
+        locker.run("ROLLBACK")
+        locker.close()
+
+    assert isinstance(switch.error, DatabaseUnavailable)
+    assert stats.snapshot().failed_batches == 1
+    assert queue_counts(moto_sqs, url) == (20, 10)  # the failed batch: in flight, not deleted
+    assert db.count() == 0
+
+
+def test_follow_mode_retries_after_a_database_failure(moto_sqs: Any, db: Db) -> None:
+    url, _ = make_queue(moto_sqs, "retry", visibility_timeout=1)
+    send_batched(moto_sqs, url, login_bodies(20))
+    settings = ConnectionSettings.from_url(db.url)
+    sink = PostgresSink(ConnectionSettings(**{**_fields(settings), "statement_timeout_ms": 300}))
+    sink.table_shape()
+    locker = connect(settings)
+    locker.run("BEGIN")
+    locker.run("LOCK TABLE user_logins IN ACCESS EXCLUSIVE MODE")
+    threading.Timer(1.0, lambda: (locker.run("ROLLBACK"), locker.close())).start()
+    switch, stats = StopSwitch(), Stats()
+    queue = SqsQueue.open(url, endpoint_url=None, region="us-east-1", wait_seconds=0)
+
+    def stop_when_done() -> None:
+        if db.count() == 20 and queue_counts(moto_sqs, url) == (0, 0):
+            switch.stop()
+
+    Drainer(
+        queue,
+        lambda _: sink,
+        Masker(PII_KEY.encode()),
+        DrainOptions(wait_seconds=1, follow=True, max_backoff_s=1),
+        stats=stats,
+        switch=switch,
+        rejections=_NullLog(),
+    ).run(stop_when_done, interrupted=lambda: False)
+
+    totals = stats.snapshot()
+    assert switch.error is None
+    assert totals.failed_batches >= 1
+    assert db.count() == 20
+
+
+def _fields(settings: ConnectionSettings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+class _NullLog:
+    def warning(self, msg: str, *, extra: dict[str, Any]) -> None:
+        pass

@@ -1,0 +1,174 @@
+"""``login-etl drain`` against a real LocalStack (localdev/localstack, no Docker).
+
+The seed exercise's scenario: 100 messages sent one by one, one of them not a login,
+a DLQ redrive policy and a short visibility timeout. Also Ctrl-C and the drain rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from localdev import localstack
+from login_etl_drain import cli
+from tests.drain.conftest import (
+    BAD_MESSAGE,
+    Db,
+    login_bodies,
+    make_queue,
+    queue_counts,
+    seed_bodies,
+    send_batched,
+    send_one_by_one,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+@pytest.fixture(scope="session")
+def localstack_url() -> Iterator[str]:
+    """Started for the session if not running; stopped after only if this session started it."""
+    started = localstack.start()
+    try:
+        yield localstack.ENDPOINT
+    finally:
+        if started:
+            localstack.stop()
+
+
+@pytest.fixture
+def sqs(localstack_url: str, aws_env: None) -> Any:
+    return boto3.client("sqs", endpoint_url=localstack_url, region_name="us-east-1")
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"  # LocalStack may be shared with other suites
+
+
+def drain_args(localstack_url: str, url: str, *extra: str) -> list[str]:
+    return [
+        "drain",
+        "--queue-url",
+        url,
+        "--endpoint-url",
+        localstack_url,
+        "--region",
+        "us-east-1",
+        *extra,
+    ]
+
+
+def test_seed_queue_drains_to_99_rows_and_the_bad_message_reaches_the_dlq(
+    localstack_url: str, sqs: Any, db: Db, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, dlq_url = make_queue(sqs, unique("login-queue"), visibility_timeout=2, max_receive_count=2)
+    assert dlq_url is not None
+    send_one_by_one(sqs, url, seed_bodies())
+    args = drain_args(localstack_url, url, "--wait-seconds", "1", "--idle-polls", "2")
+
+    assert cli.main(args) == cli.EXIT_OK
+    assert db.count() == 99
+    first = capsys.readouterr().out
+    assert "written 99 | duplicates 0" in first
+    visible, in_flight = queue_counts(sqs, url)
+    assert visible + in_flight + sum(queue_counts(sqs, dlq_url)) == 1
+
+    # Later runs add nothing; the bad message is received again until the redrive
+    # policy moves it (receive count > maxReceiveCount) to the DLQ.
+    for _ in range(4):
+        if queue_counts(sqs, dlq_url)[0] == 1:
+            break
+        time.sleep(2.2)
+        assert cli.main(args) == cli.EXIT_OK
+        assert db.count() == 99
+        assert "written 0" in capsys.readouterr().out
+    assert queue_counts(sqs, url) == (0, 0)
+    [dead] = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1)["Messages"]
+    assert json.loads(dead["Body"]) == BAD_MESSAGE
+
+
+def test_ctrl_c_finishes_the_batch_in_flight_and_exits_130(
+    localstack_url: str, sqs: Any, db: Db
+) -> None:
+    total = 2000
+    url, _ = make_queue(sqs, unique("sigint"), visibility_timeout=30)
+    send_batched(sqs, url, login_bodies(total))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "login_etl_drain",
+            *drain_args(
+                localstack_url, url, "--follow", "--batch-size", "50", "--concurrency", "2"
+            ),
+        ],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while db.count() < 200 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+
+    assert process.returncode == 130, err
+    assert "stopping after the batch in flight" in err
+    assert "login-etl drain: received" in out
+    written = db.count()
+    assert 0 < written < total
+    visible, in_flight = queue_counts(sqs, url)
+    # Every message is written and deleted, or still in the queue: nothing written and
+    # left behind, nothing deleted unwritten.
+    assert written + visible + in_flight == total
+    assert db.query("SELECT count(DISTINCT user_id) FROM user_logins")[0][0] == written
+
+
+@pytest.mark.parametrize(("batch_size", "concurrency"), [("100", "4")])
+def test_drain_rate(
+    localstack_url: str,
+    sqs: Any,
+    db: Db,
+    batch_size: str,
+    concurrency: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    total = 2000
+    url, _ = make_queue(sqs, unique("rate"))
+    send_batched(sqs, url, login_bodies(total))
+    began = time.monotonic()
+    code = cli.main(
+        drain_args(
+            localstack_url,
+            url,
+            "--batch-size",
+            batch_size,
+            "--concurrency",
+            concurrency,
+            "--wait-seconds",
+            "0",
+            "--idle-polls",
+            "1",
+        )
+    )
+    seconds = time.monotonic() - began
+    assert code == cli.EXIT_OK
+    assert db.query("SELECT count(*), count(DISTINCT user_id) FROM user_logins") == [[total, total]]
+    assert queue_counts(sqs, url) == (0, 0)
+    assert f"written {total} | duplicates 0 | rejected 0" in capsys.readouterr().out
+    with capsys.disabled():
+        print(
+            f"\ndrain rate, LocalStack, batch {batch_size} x {concurrency} workers: "
+            f"{total / seconds:.0f} msg/s ({total} in {seconds:.1f} s)"
+        )
