@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed-stamp
 EVENT    ?= events/sqs-mixed-batch.json
 
 .PHONY: help setup test test-unit lint db-init run-event pg-up pg-down bench clean \
-        up down deploy-local demo invoke
+        up down deploy-local demo invoke redrive soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -64,8 +64,14 @@ demo: setup ## the whole flow on LocalStack: up, db-init, deploy-local, send tra
 	@$(MAKE) --no-print-directory up db-init deploy-local
 	@$(PY) -m localdev.demo
 
+soak: setup ## N messages (default 20,000; SOAK_ARGS="--messages N --seed S") through the deployed stack, faults on
+	@$(PY) -m localdev.soak $(SOAK_ARGS)
+
 invoke: setup ## sam local invoke on EVENT with events/env.json (needs a Docker engine)
 	@$(PY) -m localdev.invoke $(EVENT)
+
+redrive: setup ## move the DLQ's messages back to the queue (local stack; or DLQ=url [TO=url])
+	@$(PY) -m localdev.redrive $(if $(DLQ),--dlq-url $(DLQ)) $(if $(TO),--to-queue-url $(TO))
 
 clean: ## remove build and test leftovers (keeps .venv and .local)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -48,10 +48,48 @@ _EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command != "drain":
-        _parser().print_help(sys.stderr)
-        return EXIT_USAGE
-    return drain(args)
+    if args.command == "drain":
+        return drain(args)
+    if args.command == "redrive":
+        return redrive_command(args)
+    _parser().print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def redrive_command(args: argparse.Namespace) -> int:
+    """Move the DLQ's messages back to the source queue (after the cause was fixed)."""
+    from .redrive import redrive
+
+    try:
+        dlq = SqsQueue.open(args.dlq_url, endpoint_url=args.endpoint_url, region=args.region)
+        destination_url = args.to_queue_url or _only_source_queue(dlq)
+        destination = SqsQueue.open(
+            destination_url, endpoint_url=args.endpoint_url, region=args.region
+        )
+        result = redrive(
+            dlq,
+            destination,
+            method=args.method,
+            progress=lambda moved: print(f"{PROG} redrive: {moved} moved", file=sys.stderr),
+        )
+    except SqsError as error:
+        print(f"{PROG} redrive: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_SQS
+    print(
+        f"{PROG} redrive: {result.moved} moved to {destination_url} ({result.method}); "
+        f"dead-letter queue: {result.before} before, {result.after} left",
+        flush=True,
+    )
+    return EXIT_OK
+
+
+def _only_source_queue(dlq: SqsQueue) -> str:
+    sources = dlq.client.list_dead_letter_source_queues(QueueUrl=dlq.info.url).get("queueUrls", [])
+    if len(sources) != 1:
+        raise SqsError(
+            f"the dead-letter queue has {len(sources)} source queues; pass --to-queue-url"
+        )
+    return str(sources[0])
 
 
 def drain(args: argparse.Namespace) -> int:
@@ -264,4 +302,18 @@ def _parser() -> argparse.ArgumentParser:
         "an existing user_logins",
     )
     d.add_argument("--verbose", "-v", action="store_true", help="one line per rejected record")
+    r = commands.add_parser(
+        "redrive",
+        help="move dead-lettered messages back to their source queue",
+        description=(
+            "After fixing the cause of rejections: move the DLQ's messages back. Uses SQS's "
+            "message-move task where supported, else receive/send/delete (a message is "
+            "deleted from the DLQ only after the destination accepted its copy)."
+        ),
+    )
+    r.add_argument("--dlq-url", required=True)
+    r.add_argument("--to-queue-url", help="default: the DLQ's only source queue")
+    r.add_argument("--endpoint-url", help="e.g. http://localhost:4566 for LocalStack")
+    r.add_argument("--region")
+    r.add_argument("--method", choices=["auto", "move-task", "copy"], default="auto")
     return parser

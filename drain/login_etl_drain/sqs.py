@@ -148,6 +148,11 @@ class SqsQueue:
         )
         return cls(info, options, client)
 
+    @property
+    def client(self) -> Any:
+        """The boto3 SQS client (for operations this adapter does not wrap)."""
+        return self._client
+
     def clone(self) -> SqsQueue:
         """The same queue with its own client (for another worker thread)."""
         return SqsQueue(self.info, self._options)

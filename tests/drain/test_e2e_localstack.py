@@ -172,3 +172,18 @@ def test_drain_rate(
             f"\ndrain rate, LocalStack, batch {batch_size} x {concurrency} workers: "
             f"{total / seconds:.0f} msg/s ({total} in {seconds:.1f} s)"
         )
+
+
+def test_redrive_on_localstack_moves_dlq_back(
+    sqs: Any, localstack_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, dlq_url = make_queue(sqs, unique("redrive"), max_receive_count=2)
+    assert dlq_url is not None
+    bodies = login_bodies(12, seed=17)
+    send_batched(sqs, dlq_url, bodies)
+    args = ["redrive", "--dlq-url", dlq_url, "--endpoint-url", localstack_url]
+    assert cli.main([*args, "--region", "us-east-1"]) == 0
+    out = capsys.readouterr().out
+    assert "12 moved to" in out and "0 left" in out
+    assert queue_counts(sqs, dlq_url) == (0, 0)
+    assert queue_counts(sqs, url)[0] == 12
