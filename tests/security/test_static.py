@@ -92,6 +92,9 @@ SECRET_PATTERNS = {
 }
 
 
+ALLOW_MARKER = "pragma: allowlist secret"
+
+
 def tracked_files() -> list[Path]:
     try:
         out = subprocess.run(
@@ -108,9 +111,12 @@ def test_no_secret_values_in_the_repository() -> None:
         if not path.is_file() or path.suffix in {".png", ".whl"}:
             continue
         text = path.read_text(errors="replace")
+        lines = text.splitlines()
         for label, pattern in SECRET_PATTERNS.items():
             for match in pattern.finditer(text):
                 line = text.count("\n", 0, match.start()) + 1
+                if ALLOW_MARKER in lines[line - 1]:
+                    continue  # a fake value in a test, marked as such (detect-secrets style)
                 findings.append(f"{path.relative_to(REPO)}:{line}: {label}")
     assert findings == []
 
