@@ -7,11 +7,15 @@ creates (``login_etl_test_*``) and drops again: it never touches existing tables
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -37,23 +41,58 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+@contextlib.contextmanager
+def server_data_dir(name: str) -> Iterator[Path]:
+    """A data folder for a throw-away server, outside pytest's tmp tree.
+
+    pytest resets the permissions of its tmp tree and deletes old runs' folders, which a
+    server running as a separate system user (as root, Postgres refuses to run as root)
+    cannot survive when several pytest sessions share the machine.
+    """
+    parent = Path(tempfile.mkdtemp(prefix=f"login-etl-{name}-"))
+    try:
+        yield parent / "data"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """Admin URL of the Postgres server the suite uses."""
     own = os.environ.get("DATABASE_URL")
     if own:
         yield own
         return
-    data_dir = tmp_path_factory.mktemp("pg") / "data"
-    server = local_postgres.start(data_dir, port=0)
-    try:
-        yield server.url
-    finally:
-        local_postgres.stop(data_dir, mode="immediate")
+    with server_data_dir("pg") as data_dir:
+        server = local_postgres.start(data_dir, port=0)
+        try:
+            yield server.url
+        finally:
+            local_postgres.stop(data_dir, mode="immediate")
 
 
 def admin_connect(url: str) -> pg8000.native.Connection:
     return connect(ConnectionSettings.from_url(url))
+
+
+@dataclass
+class Db:
+    """A database of the suite's server, queried through short-lived connections."""
+
+    url: str
+
+    def query(self, sql: str, **params: Any) -> list[list[Any]]:
+        conn = admin_connect(self.url)
+        try:
+            return conn.run(sql, **params)
+        finally:
+            conn.close()
+
+    def count(self) -> int:
+        return int(self.query("SELECT count(*) FROM user_logins")[0][0])
+
+    def connect(self) -> pg8000.native.Connection:
+        return admin_connect(self.url)
 
 
 class Databases:
@@ -102,6 +141,19 @@ def databases(server_url: str) -> Iterator[Databases]:
         dbs.drop_all()
 
 
+@pytest.fixture(scope="session")
+def localstack_endpoint() -> Iterator[str]:
+    """LocalStack's URL: started for the session, stopped after it unless it was already up."""
+    from localdev import localstack
+
+    started = localstack.start()
+    try:
+        yield localstack.ENDPOINT
+    finally:
+        if started:
+            localstack.stop()
+
+
 # -- PII guard: no raw ip/device_id in any log line of the whole suite ---------------
 #
 # Every raw value the masker sees during the session is recorded, every line the
@@ -109,9 +161,7 @@ def databases(server_url: str) -> Iterator[Databases]:
 # Only values shaped like real PII are checked (IPv4/IPv6 addresses, NNN-NN-NNNN ids):
 # hypothesis also feeds tiny strings such as "0" that occur in any log line.
 
-_PII_SHAPE = re.compile(
-    r"\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]{4,}|\d{3}-\d{2}-\d{4}"
-)
+_PII_SHAPE = re.compile(r"\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]{4,}|\d{3}-\d{2}-\d{4}")
 _raw_values: set[str] = set()
 _log_lines: list[str] = []
 

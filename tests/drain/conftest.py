@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from localdev import traffic
-from tests.conftest import Databases, admin_connect
+from tests.conftest import Databases, Db
 
 PII_KEY = "drain-test-key"
 BAD_MESSAGE = {"foo": "oops_wrong_msg_type", "bar": "123"}
@@ -23,21 +22,6 @@ _AWS_VARIABLES = (
     "AWS_SHARED_CREDENTIALS_FILE",
     "AWS_CONFIG_FILE",
 )
-
-
-@dataclass
-class Db:
-    url: str
-
-    def query(self, sql: str, **params: Any) -> list[list[Any]]:
-        conn = admin_connect(self.url)
-        try:
-            return conn.run(sql, **params)
-        finally:
-            conn.close()
-
-    def count(self) -> int:
-        return int(self.query("SELECT count(*) FROM user_logins")[0][0])
 
 
 @pytest.fixture(autouse=True)

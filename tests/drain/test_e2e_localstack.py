@@ -13,13 +13,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
-from localdev import localstack
 from login_etl_drain import cli
 from tests.drain.conftest import (
     BAD_MESSAGE,
@@ -36,14 +34,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 @pytest.fixture(scope="session")
-def localstack_url() -> Iterator[str]:
-    """Started for the session if not running; stopped after only if this session started it."""
-    started = localstack.start()
-    try:
-        yield localstack.ENDPOINT
-    finally:
-        if started:
-            localstack.stop()
+def localstack_url(localstack_endpoint: str) -> str:
+    return localstack_endpoint
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not add the cwd
     sys.path.insert(0, str(REPO_ROOT))
 
-from localdev import deploy, localstack, sam  # noqa: E402
+from localdev import deploy, sam  # noqa: E402
 
 # Small on purpose: a rejected message is retried every VISIBILITY_S and dead-lettered after
 # MAX_RECEIVE_COUNT deliveries, so the whole flow takes seconds.
@@ -51,17 +51,6 @@ def built_function(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_dir = tmp_path_factory.mktemp("sam") / "build"
     sam.build(build_dir, quiet=True)
     return build_dir
-
-
-@pytest.fixture(scope="session")
-def localstack_endpoint() -> Iterator[str]:
-    """LocalStack's URL: started for the session, stopped after it unless it was already up."""
-    started = localstack.start()
-    try:
-        yield localstack.ENDPOINT
-    finally:
-        if started:
-            localstack.stop()
 
 
 Deployer = Callable[..., dict[str, str]]

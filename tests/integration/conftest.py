@@ -6,35 +6,15 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pg8000.native
 import pytest
 
 from localdev.run_event import LocalContext
-from tests.conftest import LEGACY_DDL, Databases, admin_connect
+from tests.conftest import LEGACY_DDL, Databases, Db
 
 PII_KEY = "integration-test-key-\u00e9"  # non-ASCII on purpose: the key is UTF-8 text
-
-
-@dataclass
-class Db:
-    url: str
-
-    def query(self, sql: str, **params: Any) -> list[list[Any]]:
-        conn = admin_connect(self.url)
-        try:
-            return conn.run(sql, **params)
-        finally:
-            conn.close()
-
-    def count(self) -> int:
-        return int(self.query("SELECT count(*) FROM user_logins")[0][0])
-
-    def connect(self) -> pg8000.native.Connection:
-        return admin_connect(self.url)
 
 
 @pytest.fixture(scope="session")

