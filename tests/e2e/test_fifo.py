@@ -1,0 +1,147 @@
+"""The FIFO variant (QueueType=fifo) through LocalStack's real event source mapping.
+
+AWS: with ReportBatchItemFailures on a FIFO queue the function "should stop processing messages
+after the first failure and return all failed and unprocessed messages in batchItemFailures",
+so the order within a message group is kept (Lambda developer guide, SQS error handling); SQS
+delivers no further message of a group while earlier ones are in flight, and moves a message to
+the DLQ when its receive count exceeds maxReceiveCount. Observed on LocalStack 2026.3.0: the
+same — it blocks a group while any of its messages is in flight, and the redrive counts receives.
+
+Consequence, shown by the second test: a valid message that was *held back* behind a rejected
+one is received exactly as often as the rejected one whenever it was in the rejected message's
+first batch, so it reaches maxReceiveCount with it and is dead-lettered too (nothing is lost —
+it is in the DLQ, redrive it). Messages held back only in later batches are written, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from localdev import traffic
+from localdev.demo import set_polling
+from localdev.soak_db import SoakDatabase
+from localdev.soak_stream import depth, read_all
+from tests.e2e.conftest import Deployer, client, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+BATCH = 5
+MAX_RECEIVE_COUNT = 2
+FIFO_PARAMS = {
+    "QueueType": "fifo",
+    "BatchSize": str(BATCH),  # FIFO mappings allow at most 10
+    "MaxReceiveCount": str(MAX_RECEIVE_COUNT),
+    "VisibilityTimeout": "4",
+    "FunctionTimeout": "3",
+}
+
+
+@pytest.fixture
+def fifo_stack(deploy_stack: Deployer) -> Any:
+    database = SoakDatabase()
+    try:
+        outputs = deploy_stack(database.url, **FIFO_PARAMS)
+        yield outputs, database
+    finally:
+        database.close()
+
+
+def send_group(outputs: dict[str, str], count: int, rejected_at: int, seed: int) -> list[str]:
+    """``count`` logins in one message group, the one at ``rejected_at`` not a login.
+
+    Sent while the mapping is off, so the first batch is the first BATCH messages.
+    """
+    rng = random.Random(seed)
+    bodies = [json.dumps(traffic.login(rng)) for _ in range(count)]
+    bodies[rejected_at] = json.dumps({"foo": "oops_wrong_msg_type", "bar": str(seed)})
+    sqs = client("sqs")
+    set_polling(outputs["FunctionName"], enabled=False)
+    try:
+        return [
+            sqs.send_message(
+                QueueUrl=outputs["QueueUrl"],
+                MessageBody=body,
+                MessageGroupId=f"logins-{seed}",
+                MessageDeduplicationId=uuid.uuid4().hex,
+            )["MessageId"]
+            for body in bodies
+        ]
+    finally:
+        set_polling(outputs["FunctionName"], enabled=True)
+
+
+def settle(outputs: dict[str, str]) -> None:
+    def empty() -> bool | None:
+        return depth(client("sqs"), outputs["QueueUrl"]) == (0, 0) or None
+
+    wait_for("the FIFO queue to drain", empty, timeout_s=90, every_s=1)
+
+
+def committed_batches(database: SoakDatabase, ids: list[str]) -> list[list[int]]:
+    """Indices of the written messages, grouped by transaction, in commit order."""
+    times = database.commit_times(ids)
+    batches: dict[Any, list[int]] = {}
+    for index, message_id in enumerate(ids):
+        if message_id in times:
+            batches.setdefault(times[message_id], []).append(index)
+    return [batches[t] for t in sorted(batches)]
+
+
+def dead_letters(outputs: dict[str, str], ids: list[str]) -> list[int]:
+    dead = read_all(client("sqs"), outputs["DeadLetterQueueUrl"], hide_s=0)
+    return sorted(ids.index(m["MessageId"]) for m in dead if m["MessageId"] in ids)
+
+
+def held_back_invocations(function_name: str) -> int:
+    """Invocations whose EMF metrics report records held back behind a rejected one."""
+    log = (client("logs"), f"/aws/lambda/{function_name}")
+    events = log[0].filter_log_events(logGroupName=log[1])["events"]
+    return sum(1 for e in events if '"FifoHeldBack"' in e["message"])
+
+
+def test_fifo_rejected_message_at_batch_end_rest_written_in_order(fifo_stack: Any) -> None:
+    outputs, database = fifo_stack
+    assert outputs["QueueUrl"].endswith(".fifo") and outputs["DeadLetterQueueUrl"].endswith(".fifo")
+    mapping = client("lambda").list_event_source_mappings(FunctionName=outputs["FunctionName"])
+    assert mapping["EventSourceMappings"][0].get("MaximumBatchingWindowInSeconds", 0) == 0
+
+    # [0 1 2 3 R] [R 5 6 7 8] -> R dead-lettered on its 3rd receive, [5 6 7 8 9] [10 11] written.
+    rejected = BATCH - 1
+    ids = send_group(outputs, 12, rejected, seed=31)
+    began = time.monotonic()
+    settle(outputs)
+    print(f"FIFO group drained in {time.monotonic() - began:.1f} s")
+
+    batches = committed_batches(database, ids)
+    written = [i for batch in batches for i in batch]
+    assert written == [i for i in range(12) if i != rejected]  # every valid one, in order
+    assert batches[0] == list(range(rejected))  # the ones before it: in the first invocation
+    assert dead_letters(outputs, ids) == [rejected]
+    # The records after the rejected one were reported failed (held back) at least once.
+    assert wait_for(
+        "the held-back metric", lambda: held_back_invocations(outputs["FunctionName"]) or None
+    )
+
+
+def test_fifo_messages_held_back_in_the_first_batch_share_the_dlq(fifo_stack: Any) -> None:
+    outputs, database = fifo_stack
+    # [0 1 2 3 4] [5 6 R 8 9] -> 8, 9 are received with R every time: all three dead-lettered.
+    rejected = BATCH + 2
+    ids = send_group(outputs, 12, rejected, seed=32)
+    settle(outputs)
+
+    batches = committed_batches(database, ids)
+    written = [i for batch in batches for i in batch]
+    dead = dead_letters(outputs, ids)
+    assert sorted(written + dead) == list(range(12))  # nothing lost, nothing twice
+    assert written == sorted(written)  # order kept among the written ones
+    assert written[:rejected] == list(range(rejected))
+    # Dead-lettered: the rejected message and exactly its held-back batch mates.
+    assert dead == list(range(rejected, 2 * BATCH))
+    assert written[rejected:] == list(range(2 * BATCH, 12))
