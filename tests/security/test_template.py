@@ -30,21 +30,11 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 SAMCONFIG = REPO / "samconfig.toml"
 
-# AWS managed policies SAM attaches by itself, and why each is accepted.
+# The only AWS managed policy the function's role may have, and why.
 ACCEPTED_MANAGED_POLICIES = {
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": (
-        "logs:CreateLogGroup/CreateLogStream/PutLogEvents for the function's own log output; "
-        "SAM attaches it to every function"
-    ),
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": (
-        "SAM attaches it for every SQS event source: sqs:ReceiveMessage, DeleteMessage, "
-        "GetQueueAttributes on Resource '*' (AWS-managed; scoping it to the queue ARN needs an "
-        "explicit Role on the function instead of SAM's generated one)"
-    ),
     "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole": (
-        "SAM attaches it whenever VpcConfig is present (here: behind !If UseVpc, so even "
-        "without a VPC); ec2:Create/Describe/DeleteNetworkInterface must be on '*' (AWS "
-        "requires it for ENIs: they do not exist yet when the policy is evaluated)"
+        "only with SubnetIds (UseVpc): ec2:Create/Describe/DeleteNetworkInterface must be on "
+        "'*' (AWS requires it for ENIs: they do not exist yet when the policy is evaluated)"
     ),
 }
 
@@ -186,8 +176,45 @@ def _branches_of_strings(value: Any) -> Iterator[Any]:
     elif isinstance(value, dict) and "Fn::If" in value:
         for branch in value["Fn::If"][1:]:
             yield from _branches_of_strings(branch)
+    elif isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        yield value["Fn::Sub"].replace("${AWS::Partition}", "aws")
     elif value != {"Ref": "AWS::NoValue"}:
         yield value
+
+
+def test_vpc_rights_only_with_a_vpc() -> None:
+    def managed(variant: str) -> set[Any]:
+        role = translated(VARIANTS[variant])["Resources"]["LoginEtlFunctionRole"]
+        return set(_branches_of_strings(role["Properties"].get("ManagedPolicyArns", [])))
+
+    # Both branches of the condition are in the template; the VPC one is guarded by UseVpc.
+    raw_role = raw_template()["Resources"]["LoginEtlFunctionRole"]["Properties"]
+    assert raw_role["ManagedPolicyArns"]["Fn::If"][0] == "UseVpc"
+    assert managed("default") <= set(ACCEPTED_MANAGED_POLICIES)
+
+
+def test_the_function_uses_the_stack_role_and_reads_only_its_queue() -> None:
+    template = translated({})
+    function = next(
+        r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+    )
+    assert function["Properties"]["Role"] == {"Fn::GetAtt": ["LoginEtlFunctionRole", "Arn"]}
+    roles = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    assert roles == ["LoginEtlFunctionRole"]  # SAM generated no role of its own
+    sqs = [
+        s
+        for _, s in statements(template)
+        if any(a.startswith("sqs:") for a in _listed(s.get("Action", [])))
+    ]
+    assert [s["Resource"] for s in sqs] == [
+        {
+            "Fn::If": [
+                "CreateQueue",
+                {"Fn::GetAtt": ["LoginQueue", "Arn"]},
+                {"Ref": "SourceQueueArn"},
+            ]
+        }
+    ]
 
 
 def test_trust_policy_is_lambda_only() -> None:
