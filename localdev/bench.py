@@ -491,8 +491,7 @@ def profile_handler(
         _reset(conn)
     finally:
         conn.close()
-        if app._sink is not None:
-            app._sink.close()
+        app._runtime.close()
     stats = pstats.Stats(profiler)
     raw: dict[tuple[str, int, str], tuple[int, int, float, float, object]] = stats.stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in raw.values())
@@ -737,8 +736,7 @@ def run(plan: Plan, *, subprocesses: bool = True, profile: int | None = None) ->
                 figures.append(bench_handler(app, url, records, batch, timed))
                 done()
         finally:
-            if app._sink is not None:
-                app._sink.close()
+            app._runtime.close()
         cold = rss = None
         if subprocesses:
             done = _step(f"cold start x {plan.cold_repeats}")

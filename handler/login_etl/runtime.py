@@ -8,6 +8,7 @@ Used by the Lambda handler and by ``login-etl drain`` (one per worker)::
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -62,7 +63,16 @@ class PipelineRuntime:
         if self._sink is None:
             self._sink = PostgresSink(settings.database)
         assert self._masker is not None
-        return process_batch(records, sink=self._sink, masker=self._masker, logger=logger)
+        # A batch allocates hundreds of thousands of short-lived, acyclic objects (dicts,
+        # tuples, strings) that reference counting frees; the cyclic collector would only
+        # re-scan them (a quarter of the CPU time at 1,000 records). Pause it for the batch.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return process_batch(records, sink=self._sink, masker=self._masker, logger=logger)
+        finally:
+            if collecting:
+                gc.enable()
 
     def close(self) -> None:
         """Close the warm connection (the next batch opens a new one)."""
