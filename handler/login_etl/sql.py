@@ -94,6 +94,41 @@ SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
 """
 
 
+def write_small_batch(shape: TableShape) -> str:
+    """A whole small batch in ONE statement (one round trip, its own transaction).
+
+    Claims the ids and inserts the rows of the newly claimed ones; returns the ids that
+    were already in the ledger. ``:rows`` is a JSON array of ``[message_id, *row]``.
+    For large batches COPY is cheaper per row than Postgres parsing JSON, so they use
+    ``CLAIM_MESSAGE_IDS`` + ``copy_rows`` in an explicit transaction instead.
+    """
+    casts = {
+        "app_version": "::integer" if shape.app_version_kind is AppVersionKind.INTEGER else "",
+        "create_date": "::date",
+    }
+    selected = ",\n           ".join(
+        f"(r->>{i + 1}){casts.get(column, '')} AS {column}"
+        for i, column in enumerate(shape.columns)
+    )
+    columns = ", ".join(shape.columns)
+    return f"""
+WITH batch AS (
+    SELECT r->>0 AS message_id,
+           {selected}
+    FROM json_array_elements(CAST(:rows AS json)) AS r
+), claimed AS (
+    INSERT INTO {LEDGER} (message_id)
+    SELECT message_id FROM batch
+    ON CONFLICT (message_id) DO NOTHING
+    RETURNING message_id
+), inserted AS (
+    INSERT INTO {TABLE_NAME} ({columns})
+    SELECT {columns} FROM batch JOIN claimed USING (message_id)
+)
+SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
+"""
+
+
 def copy_rows(shape: TableShape) -> str:
     """Step 2: COPY the claimed rows (CSV; unquoted empty = NULL) into ``user_logins``."""
     return f"COPY {TABLE_NAME} ({', '.join(shape.columns)}) FROM STDIN WITH (FORMAT csv)"

@@ -15,7 +15,7 @@ import pytest
 from localdev.postgres import free_port
 from localdev.traffic import login_bodies, sqs_event
 from login_etl.config import ConfigurationError
-from login_etl.postgres import DatabaseUnavailable
+from login_etl.postgres import SMALL_BATCH_ROWS, DatabaseUnavailable
 from login_etl.table import SchemaError
 from tests.conftest import Databases
 
@@ -133,14 +133,17 @@ def poisoned_event(position: int, count: int, *, queue_arn: str | None = None) -
     return event
 
 
-def test_one_bad_row_is_isolated_and_the_rest_written(poison_check: Db, handler: Any) -> None:
-    event = poisoned_event(5, 12)
+@pytest.mark.parametrize("size", [12, SMALL_BATCH_ROWS + 50])  # both write paths
+def test_one_bad_row_is_isolated_and_the_rest_written(
+    poison_check: Db, handler: Any, size: int
+) -> None:
+    event = poisoned_event(5, size)
     response = handler(event)
     assert failed_ids(response) == [record_ids(event)[5]]
-    assert poison_check.count() == 11
-    # Redelivery of the whole batch: the 11 are duplicates now, the poison fails again.
+    assert poison_check.count() == size - 1
+    # Redelivery of the whole batch: the others are duplicates now, the poison fails again.
     assert failed_ids(handler(event)) == [record_ids(event)[5]]
-    assert poison_check.count() == 11
+    assert poison_check.count() == size - 1
 
 
 def test_fifo_bad_row_fails_every_later_record(poison_check: Db, handler: Any) -> None:
@@ -193,12 +196,14 @@ def test_round_trips_per_batch_do_not_grow_with_the_batch(
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(pg8000.core.CoreConnection, name, counted)
-    for size, seed in ((10, 10), (1000, 11)):
+    sizes = (1, SMALL_BATCH_ROWS, SMALL_BATCH_ROWS + 1, 2000)
+    for seed, size in enumerate(sizes, start=10):
         calls["n"] = 0
         assert failed_ids(handler(valid_event(size, seed=seed))) == []
         counts.append(calls["n"])
-    assert counts[0] == counts[1] <= 4  # BEGIN, claim ids, COPY rows, COMMIT
-    assert db.count() == 1011
+    assert counts[0] == counts[1] == 1  # one statement: claim ids + insert rows, autocommit
+    assert counts[2] == counts[3] == 4  # BEGIN, claim ids, COPY rows, COMMIT
+    assert db.count() == 1 + sum(sizes)
 
 
 # -- configuration and schema: fail closed with a clear error ------------------------
