@@ -10,8 +10,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import socket
 import ssl
@@ -296,11 +294,8 @@ class PostgresSink:
             else [r.row for r in rows]
         )
         if fresh:
-            buffer = io.StringIO()
-            # QUOTE_NOTNULL: None → unquoted empty field (NULL), "" → quoted (empty text).
-            csv.writer(buffer, quoting=csv.QUOTE_NOTNULL, lineterminator="\n").writerows(fresh)
             # execute_unnamed: run() would re-scan the SQL for :params on every batch.
-            conn.execute_unnamed(self._copy_sql, stream=[buffer.getvalue().encode("utf-8")])
+            conn.execute_unnamed(self._copy_sql, stream=[copy_text(fresh).encode("utf-8")])
         return set(ids) - already
 
     def _write_isolating(
@@ -339,6 +334,32 @@ class PostgresSink:
             self.close()
             raise DatabaseUnavailable(f"batch write failed: {_describe(error)}") from None
         return outcome
+
+
+_NULL: Final = "\\N"
+_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(rows: Sequence[Sequence[object]]) -> str:
+    """Rows in COPY's text format: tab-separated, ``\\N`` for NULL, backslash escapes.
+
+    Almost no value needs escaping, so each line is joined as is and only re-built with
+    escapes when it holds more tabs or backslashes than its own separators and NULL
+    markers, or a line break (about twice as fast as the csv module).
+    """
+    lines = []
+    for row in rows:
+        line = "\t".join([_NULL if v is None else v if type(v) is str else str(v) for v in row])
+        if (
+            line.count("\t") != len(row) - 1
+            or line.count("\\") != row.count(None)
+            or "\n" in line
+            or "\r" in line
+        ):
+            line = "\t".join([_NULL if v is None else str(v).translate(_ESCAPES) for v in row])
+        lines.append(line)
+    lines.append("")
+    return "\n".join(lines)
 
 
 class _ConnectionLost(Exception):

@@ -130,5 +130,5 @@ SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
 
 
 def copy_rows(shape: TableShape) -> str:
-    """Step 2: COPY the claimed rows (CSV; unquoted empty = NULL) into ``user_logins``."""
-    return f"COPY {TABLE_NAME} ({', '.join(shape.columns)}) FROM STDIN WITH (FORMAT csv)"
+    """Step 2: COPY the claimed rows (text format, see ``postgres.copy_text``)."""
+    return f"COPY {TABLE_NAME} ({', '.join(shape.columns)}) FROM STDIN"

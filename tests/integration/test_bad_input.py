@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localdev.traffic import sqs_event
+from login_etl.postgres import SMALL_BATCH_ROWS
 
 from .conftest import Db, failed_ids, record_ids
 
@@ -80,3 +81,25 @@ def test_a_full_batch_of_maximum_size_bodies(db: Db, handler: Any) -> None:
     event = sqs_event([body] * 10)
     assert failed_ids(handler(event)) == []  # unknown keys are ignored, however large
     assert db.count() == 10
+
+
+copy_text_values = st.text(
+    alphabet=st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=32
+) | st.sampled_from(["\\N", "\\.", "\\", "\t", "\n", "\r\n", "a\\tb", " ", ""])
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(values=st.lists(copy_text_values, min_size=3, max_size=3))
+def test_copy_path_stores_any_text_exactly(db: Db, handler: Any, values: list[str]) -> None:
+    """Above SMALL_BATCH_ROWS the rows go through COPY's text format: escapes must hold."""
+    db.query("TRUNCATE user_logins, login_etl.processed_messages")
+    device_type, locale, user_suffix = values
+    logins = [
+        {"user_id": f"u{i}{user_suffix}", "device_type": device_type, "locale": locale}
+        for i in range(SMALL_BATCH_ROWS + 1)
+    ]
+    event = sqs_event([json.dumps(x) for x in logins])
+    assert failed_ids(handler(event)) == []
+    stored = db.query("SELECT user_id, device_type, locale FROM user_logins ORDER BY user_id")
+    expected = sorted([x["user_id"], device_type, locale] for x in logins)
+    assert sorted(stored) == expected
