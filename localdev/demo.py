@@ -19,6 +19,7 @@ from typing import Any
 from localdev import deploy, stack
 from localdev.demo_summary import Outcome, print_summary, read_function_logs
 from localdev.demo_traffic import DemoPlan, demo_messages
+from localdev.queues import queue_depth
 
 LOST_DELETES = 4  # messages of the simulated "committed, then timed out" invocation
 WAIT_TIMEOUT_S = 180
@@ -91,17 +92,6 @@ def commit_without_delete(outputs: dict[str, str], count: int) -> int:
             VisibilityTimeout=0,
         )
     return sum(1 for m in received if m["MessageId"] not in failed)
-
-
-def queue_depth(sqs: Any, url: str) -> tuple[int, int]:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
 
 
 def rows_written(database_url: str, user_ids: set[str]) -> int:

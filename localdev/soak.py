@@ -34,9 +34,10 @@ from pathlib import Path
 
 from localdev import deploy, localstack, sam
 from localdev.demo_summary import read_function_logs
+from localdev.queues import queue_depth
 from localdev.soak_db import Counts, SoakDatabase
 from localdev.soak_faults import FaultInjector, FaultSettings, describe
-from localdev.soak_stream import Plan, Sender, depth, read_all
+from localdev.soak_stream import Plan, Sender, read_all
 
 STACK_PARAMS: Mapping[str, str] = {
     "BatchSize": "100",
@@ -225,8 +226,8 @@ def _wait(
     expected_rows = len(plan.bodies) - plan.invalid
     empty_polls = 0
     while time.monotonic() - began < config.drain_timeout_s:
-        visible, in_flight = depth(sqs, outputs["QueueUrl"])
-        dead = depth(sqs, outputs["DeadLetterQueueUrl"])[0]
+        visible, in_flight = queue_depth(sqs, outputs["QueueUrl"])
+        dead = queue_depth(sqs, outputs["DeadLetterQueueUrl"])[0]
         rows = database.row_count()
         faults = describe(f.kind for f in injector.injected) if injector else "off"
         progress(

@@ -91,18 +91,6 @@ class Sender:
                 self.sent_ids[entry["MessageId"]] = plan.valid[int(entry["Id"])]
 
 
-def depth(sqs: Any, queue_url: str) -> tuple[int, int]:
-    """(visible, in flight) messages of a queue."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
-
-
 def read_all(sqs: Any, queue_url: str, *, hide_s: int = 300) -> list[dict[str, Any]]:
     """Every message of a (settled) queue, received and hidden for ``hide_s``, not deleted.
 

@@ -97,18 +97,6 @@ def send_batched(sqs: Any, url: str, bodies: Sequence[str]) -> None:
         )
 
 
-def queue_counts(sqs: Any, url: str) -> tuple[int, int]:
-    """(visible, in flight)."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
-
-
 @pytest.fixture
 def moto_sqs() -> Iterator[Any]:
     """An SQS client inside ``mock_aws`` (in-process; the drain's own clients see it too)."""

@@ -9,9 +9,10 @@ import pytest
 from moto.core import set_initial_no_auth_action_count
 
 from localdev.postgres import free_port
+from localdev.queues import queue_depth as queue_counts
 from login_etl_drain import cli
 from tests.conftest import Databases
-from tests.drain.conftest import Db, login_bodies, make_queue, queue_counts, send_batched
+from tests.drain.conftest import Db, login_bodies, make_queue, send_batched
 
 pytestmark = pytest.mark.integration
 AWS_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/{}"

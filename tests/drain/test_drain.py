@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from localdev.queues import queue_depth as queue_counts
 from login_etl.masking import Masker
 from login_etl.pipeline import process_batch
 from login_etl.postgres import ConnectionSettings, DatabaseUnavailable, PostgresSink, connect
@@ -21,7 +22,6 @@ from tests.drain.conftest import (
     Db,
     login_bodies,
     make_queue,
-    queue_counts,
     seed_bodies,
     send_batched,
     send_one_by_one,

@@ -18,13 +18,13 @@ from typing import Any
 import boto3
 import pytest
 
+from localdev.queues import queue_depth as queue_counts
 from login_etl_drain import cli
 from tests.drain.conftest import (
     BAD_MESSAGE,
     Db,
     login_bodies,
     make_queue,
-    queue_counts,
     seed_bodies,
     send_batched,
     send_one_by_one,

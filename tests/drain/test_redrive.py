@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
+from localdev.queues import queue_depth as queue_counts
 from login_etl_drain.cli import main
 from login_etl_drain.redrive import redrive
 from login_etl_drain.sqs import SqsQueue
 
-from .conftest import login_bodies, make_queue, queue_counts, send_batched
+from .conftest import login_bodies, make_queue, send_batched
 
 
 def _queues(sqs: Any, name: str) -> tuple[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not add the cwd
     sys.path.insert(0, str(REPO_ROOT))
 
-from localdev import localstack  # noqa: E402
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end test against a local LocalStack")
-
-
-@pytest.fixture(scope="session")
-def localstack_endpoint() -> Iterator[str]:
-    """LocalStack's URL: started for the session, stopped after it unless it was already up."""
-    started = localstack.start()
-    try:
-        yield localstack.ENDPOINT
-    finally:
-        if started:
-            localstack.stop()
