@@ -20,6 +20,7 @@ import pytest
 
 from localdev import traffic
 from localdev.demo_summary import read_function_logs
+from localdev.queues import queue_depth
 from tests.conftest import Databases, admin_connect
 from tests.e2e.conftest import FAST_PARAMS, Deployer, client, wait_for
 
@@ -55,14 +56,7 @@ def send_all(queue_url: str, bodies: list[str]) -> dict[str, str]:
 
 
 def depth(queue_url: str) -> tuple[int, int]:
-    attributes = client("sqs").get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
+    return queue_depth(client("sqs"), queue_url)
 
 
 def drain_dlq(dlq_url: str, expected: int) -> list[dict[str, Any]]:

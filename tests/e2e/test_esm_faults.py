@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from localdev import traffic
+from localdev.queues import queue_depth as depth
 from localdev.soak import STACK_PARAMS, SoakConfig, run_soak
 from localdev.soak_db import SoakDatabase
 from localdev.soak_faults import FaultSettings
-from localdev.soak_stream import depth
 from tests.e2e.conftest import Deployer, client, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -25,8 +25,9 @@ import pytest
 
 from localdev import traffic
 from localdev.demo import set_polling
+from localdev.queues import queue_depth as depth
 from localdev.soak_db import SoakDatabase
-from localdev.soak_stream import depth, read_all
+from localdev.soak_stream import read_all
 from tests.e2e.conftest import Deployer, client, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
