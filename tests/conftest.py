@@ -14,7 +14,8 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,17 @@ def databases(server_url: str) -> Iterator[Databases]:
         yield dbs
     finally:
         dbs.drop_all()
+
+
+def wait_for[T](
+    what: str, probe: Callable[[], T | None], timeout_s: float = 90, every_s: float = 0.5
+) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (value := probe()) is not None:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 @pytest.fixture(scope="session")

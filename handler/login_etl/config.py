@@ -37,6 +37,10 @@ CONFIG_VARIABLES = (
 )
 
 
+# The variables that point at Secrets Manager / SSM (re-read when their cache expires).
+SECRET_VARIABLES = ("DB_SECRET_ARN", "PII_HASH_KEY_SECRET_ARN", "PII_HASH_KEY_PARAMETER")
+
+
 class ConfigurationError(RuntimeError):
     """Required configuration is missing or unreadable: refuse to process."""
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .config import CONFIG_VARIABLES, Settings, load_settings
+from .config import CONFIG_VARIABLES, SECRET_VARIABLES, Settings, load_settings
 from .masking import Masker
 from .pipeline import BatchResult, RejectionLog, process_batch
 from .postgres import PostgresSink
@@ -43,10 +43,7 @@ class PipelineRuntime:
 
     def settings(self) -> Settings:
         fingerprint = tuple(self._env.get(name) for name in CONFIG_VARIABLES)
-        uses_secrets = any(
-            self._env.get(name)
-            for name in ("DB_SECRET_ARN", "PII_HASH_KEY_SECRET_ARN", "PII_HASH_KEY_PARAMETER")
-        )
+        uses_secrets = any(self._env.get(name) for name in SECRET_VARIABLES)
         stale = uses_secrets and time.monotonic() - self._resolved_at > self._secrets.max_age
         if self._settings is None or fingerprint != self._fingerprint or stale:
             settings = load_settings(self._env, self._secrets)  # raises: fail closed

@@ -7,7 +7,6 @@ host processes (localdev/localstack), so 127.0.0.1 is the same machine.
 from __future__ import annotations
 
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,17 +31,6 @@ FAST_PARAMS = {
     "MaxConcurrency": "2",
     "DbConnectTimeout": "2",
 }
-
-
-def wait_for[T](
-    what: str, probe: Callable[[], T | None], timeout_s: float = 90, every_s: float = 0.5
-) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if (value := probe()) is not None:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 @pytest.fixture(scope="session")

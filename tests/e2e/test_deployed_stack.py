@@ -21,8 +21,8 @@ import pytest
 from localdev import traffic
 from localdev.demo_summary import read_function_logs
 from localdev.queues import queue_depth
-from tests.conftest import Databases, admin_connect
-from tests.e2e.conftest import FAST_PARAMS, Deployer, client, wait_for
+from tests.conftest import Databases, admin_connect, wait_for
+from tests.e2e.conftest import FAST_PARAMS, Deployer, client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -23,7 +23,8 @@ from localdev.queues import queue_depth as depth
 from localdev.soak import STACK_PARAMS, SoakConfig, run_soak
 from localdev.soak_db import SoakDatabase
 from localdev.soak_faults import FaultSettings
-from tests.e2e.conftest import Deployer, client, wait_for
+from tests.conftest import wait_for
+from tests.e2e.conftest import Deployer, client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

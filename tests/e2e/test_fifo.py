@@ -28,7 +28,8 @@ from localdev.demo import set_polling
 from localdev.queues import queue_depth as depth
 from localdev.soak_db import SoakDatabase
 from localdev.soak_stream import read_all
-from tests.e2e.conftest import Deployer, client, wait_for
+from tests.conftest import wait_for
+from tests.e2e.conftest import Deployer, client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -21,6 +21,8 @@ from typing import Any, cast
 import boto3
 import pytest
 
+from tests.conftest import wait_for
+
 pytestmark = pytest.mark.e2e
 
 REGION = "us-east-1"
@@ -74,17 +76,6 @@ def echo_or_fail(event, context):
         exit_process(event, context)
     return {"event": event, "requestId": context.aws_request_id}
 """
-
-
-def wait_for[T](
-    what: str, probe: Callable[[], T | None], timeout_s: float = 60, every_s: float = 0.5
-) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if (value := probe()) is not None:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def zipped(source: str) -> bytes:
