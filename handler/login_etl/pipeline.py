@@ -8,7 +8,7 @@ Pure orchestration: no AWS or database import. The store is any :class:`LoginSin
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -45,11 +45,21 @@ class RejectionLog(Protocol):
 class LoginSink(Protocol):
     def table_shape(self) -> TableShape: ...
 
-    def write(self, rows: Sequence[PendingRow], *, stop_at_first_rejection: bool) -> WriteOutcome:
-        """Write rows not yet in the ledger, all in one transaction.
+    def write(
+        self,
+        message_ids: Sequence[str],
+        rows: Iterable[PendingRow],
+        *,
+        stop_at_first_rejection: bool,
+    ) -> WriteOutcome:
+        """Write the rows not yet in the ledger, all in one transaction.
 
-        Raises on a batch-level failure (database unreachable, timeout): then nothing
-        may be reported as written.
+        ``message_ids`` are every message of the batch (distinct, arrival order), known
+        before anything is parsed, so the sink may claim them in the ledger while
+        ``rows`` is still being produced. ``rows`` is iterated exactly once, to the end;
+        it holds a row for some of ``message_ids`` only, and only those end up in the
+        ledger. Raises on a batch-level failure (database unreachable, timeout): then
+        nothing may be reported as written.
         """
         ...
 
@@ -92,27 +102,29 @@ def process_batch(
     fifo = str(records[0].get("eventSourceARN", "")).endswith(".fifo")
     shape = sink.table_shape()
     dates = _DateCache(today)
-
-    order: list[str] = []  # message ids in arrival order, each once
-    seen: set[str] = set()
-    pending: list[PendingRow] = []
+    # Each message id once, in arrival order: the same message twice in one batch gets
+    # one outcome for both.
+    order = list(dict.fromkeys([str(record["messageId"]) for record in records]))
     rejected: dict[str, Rejection] = {}
-    for record in records:
-        message_id = str(record["messageId"])
-        if message_id in seen:
-            continue  # the same message twice in one batch: one outcome for both
-        seen.add(message_id)
-        order.append(message_id)
-        if fifo and rejected:
-            continue  # held back: AWS requires the rest of a FIFO batch to fail too
-        parsed = to_row(record.get("body"), shape, masker, dates.for_record(record))
-        if isinstance(parsed, ParsedRow):
-            pending.append(PendingRow(message_id, parsed.row))
-            result.unknown_keys += parsed.unknown_keys
-        else:
-            rejected[message_id] = parsed
 
-    outcome = sink.write(pending, stop_at_first_rejection=fifo) if pending else WriteOutcome()
+    def accepted_rows() -> Iterator[PendingRow]:
+        """Parse lazily: the sink consumes this while the database works on the batch."""
+        seen: set[str] = set()
+        for record in records:
+            message_id = str(record["messageId"])
+            if message_id in seen:
+                continue
+            seen.add(message_id)
+            if fifo and rejected:
+                return  # held back: AWS requires the rest of a FIFO batch to fail too
+            parsed = to_row(record.get("body"), shape, masker, dates.for_record(record))
+            if isinstance(parsed, ParsedRow):
+                result.unknown_keys += parsed.unknown_keys
+                yield PendingRow(message_id, parsed.row)
+            else:
+                rejected[message_id] = parsed
+
+    outcome = sink.write(order, accepted_rows(), stop_at_first_rejection=fifo)
     rejected.update(outcome.rejected)
 
     for message_id, rejection in rejected.items():

@@ -13,8 +13,12 @@ import contextlib
 import json
 import socket
 import ssl
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from queue import SimpleQueue
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -41,6 +45,13 @@ _SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verif
 # Up to this many rows a batch is one statement (one round trip); above, BEGIN + claim +
 # COPY + COMMIT (four), whose per-row cost is lower. Measured with `make bench`.
 SMALL_BATCH_ROWS: Final = 100
+# Rows per COPY data message on the streaming path: small enough that the database
+# starts early and the last chunk (not overlapped with parsing) is short.
+COPY_CHUNK_ROWS: Final = 200
+# While this thread parses, the database worker needs the GIL back after every reply of
+# the server; with CPython's default switch interval (5 ms) each round trip would cost
+# up to that much. Set only while a streaming write runs.
+_STREAMING_SWITCH_INTERVAL_S: Final = 0.0002
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -189,24 +200,42 @@ class PostgresSink:
         self._conn: pg8000.native.Connection | None = None
         self._shape: TableShape | None = None
         self._claim: pg8000.native.PreparedStatement | None = None
+        self._claim_new: pg8000.native.PreparedStatement | None = None
+        self._unclaim: pg8000.native.PreparedStatement | None = None
         self._small_batch: pg8000.native.PreparedStatement | None = None
         self._copy_sql = ""
+        # Runs the database side of a streaming write (see _write_streaming).
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="login-etl-db")
 
     def table_shape(self) -> TableShape:
         self._ensure_connection()
         assert self._shape is not None
         return self._shape
 
-    def write(self, rows: Sequence[PendingRow], *, stop_at_first_rejection: bool) -> WriteOutcome:
+    def write(
+        self,
+        message_ids: Sequence[str],
+        rows: Iterable[PendingRow],
+        *,
+        stop_at_first_rejection: bool,
+    ) -> WriteOutcome:
+        if len(message_ids) > SMALL_BATCH_ROWS:
+            streamed = self._write_streaming(message_ids, rows)
+            if isinstance(streamed, set):
+                return WriteOutcome(written=streamed)
+            rows = streamed  # fell back: write them the careful way below
+        pending = rows if isinstance(rows, list) else list(rows)
+        if not pending:
+            return WriteOutcome()
         try:
-            fresh = self._write_reconnecting(rows)
+            fresh = self._write_reconnecting(pending)
         except _RowRejected:
-            return self._write_isolating(rows, stop_at_first_rejection)
-        return WriteOutcome(written=fresh, duplicates={r.message_id for r in rows} - fresh)
+            return self._write_isolating(pending, stop_at_first_rejection)
+        return WriteOutcome(written=fresh, duplicates={r.message_id for r in pending} - fresh)
 
     def close(self) -> None:
         conn, self._conn, self._shape = self._conn, None, None
-        self._claim = self._small_batch = None
+        self._claim = self._claim_new = self._unclaim = self._small_batch = None
         if conn is not None:
             with contextlib.suppress(InterfaceError, DatabaseError, OSError):
                 conn.close()
@@ -221,6 +250,8 @@ class PostgresSink:
                 # Prepared once per connection: pg8000 re-scans SQL text for :params on
                 # every run(), and Postgres would re-plan it.
                 claim = conn.prepare(sql.CLAIM_MESSAGE_IDS)
+                claim_new = conn.prepare(sql.CLAIM_NEW_MESSAGE_IDS)
+                unclaim = conn.prepare(sql.UNCLAIM_MESSAGE_IDS)
                 small_batch = conn.prepare(sql.write_small_batch(shape))
             except (InterfaceError, DatabaseError, OSError) as error:
                 conn.close()
@@ -232,6 +263,7 @@ class PostgresSink:
                 raise
             self._conn, self._shape = conn, shape
             self._claim, self._small_batch = claim, small_batch
+            self._claim_new, self._unclaim = claim_new, unclaim
             self._copy_sql = sql.copy_rows(shape)
         return self._conn
 
@@ -297,6 +329,85 @@ class PostgresSink:
             # execute_unnamed: run() would re-scan the SQL for :params on every batch.
             conn.execute_unnamed(self._copy_sql, stream=[copy_text(fresh).encode("utf-8")])
         return set(ids) - already
+
+    def _write_streaming(
+        self, message_ids: Sequence[str], rows: Iterable[PendingRow]
+    ) -> set[str] | list[PendingRow]:
+        """The fast path of a large batch: the database works while Python parses.
+
+        A worker thread opens the transaction, claims every message id of the batch in
+        the ledger with a plain ``INSERT`` (no redelivery expected) and then streams the
+        ``COPY`` from chunks that this thread parses, masks and renders meanwhile; the
+        ids of messages that produced no row are un-claimed before ``COMMIT``. Returns
+        the ids written. When the fast path cannot finish (an id is already in the
+        ledger, a row is refused, the connection was lost) the transaction is rolled back
+        and the parsed rows are returned, for the careful path.
+        """
+        conn = self._ensure_connection()
+        claim, copy_sql = self._claim_new, self._copy_sql
+        assert claim is not None
+        chunks: SimpleQueue[bytes | None] = SimpleQueue()
+
+        def claim_and_copy() -> None:  # on the worker thread; this one waits for it
+            conn.run("BEGIN")
+            claim.run(message_ids=json.dumps(message_ids))
+            conn.execute_unnamed(copy_sql, stream=iter(chunks.get, None))
+
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(_STREAMING_SWITCH_INTERVAL_S)
+        done = self._worker.submit(claim_and_copy)
+        pending: list[PendingRow] = []
+        completed = False
+        try:
+            start = 0
+            for row in rows:
+                pending.append(row)
+                if len(pending) - start == COPY_CHUNK_ROWS:
+                    chunks.put(copy_text([r.row for r in pending[start:]]).encode())
+                    start = len(pending)
+                    time.sleep(0)  # let the worker take the GIL now: its I/O is waiting
+            if len(pending) > start:
+                chunks.put(copy_text([r.row for r in pending[start:]]).encode())
+            completed = True
+        finally:
+            chunks.put(None)
+            failure = done.exception()  # waits for the worker
+            sys.setswitchinterval(previous_interval)
+            if not completed:
+                self.close()  # parsing raised: abandon the transaction with the connection
+        try:
+            if failure is None:
+                stale = set(message_ids).difference([r.message_id for r in pending])
+                if stale and pending:
+                    assert self._unclaim is not None
+                    self._unclaim.run(message_ids=json.dumps(list(stale)))
+                conn.run("COMMIT" if pending else "ROLLBACK")
+                return {r.message_id for r in pending}
+        except (InterfaceError, DatabaseError, OSError) as error:
+            failure = error
+        assert failure is not None
+        return self._after_streaming_failure(conn, failure, pending)
+
+    def _after_streaming_failure(
+        self, conn: pg8000.native.Connection, failure: BaseException, pending: list[PendingRow]
+    ) -> list[PendingRow]:
+        if isinstance(failure, DatabaseError) and not _is_connection_error(failure):
+            code = _sqlstate(failure)
+            # 23505 on the claim: a redelivery (or a concurrent copy of a message) —
+            # the careful path finds out which. Row-level: the careful path isolates it.
+            if code.startswith(_ROW_LEVEL_CLASSES):
+                try:
+                    conn.run("ROLLBACK")
+                except (InterfaceError, DatabaseError, OSError):
+                    self.close()
+                return pending
+            self.close()  # the server rolls the transaction back
+            raise DatabaseUnavailable(f"batch write failed: {_describe(failure)}") from None
+        if isinstance(failure, (InterfaceError, DatabaseError, OSError)):
+            self.close()  # the careful path reconnects once, as for any lost connection
+            return pending
+        self.close()  # not a database error: the transaction state is unknown
+        raise failure
 
     def _write_isolating(
         self, rows: Sequence[PendingRow], stop_at_first_rejection: bool

@@ -22,6 +22,7 @@ def init_schema(conn: pg8000.native.Connection) -> None:
         conn.run(sql.CREATE_USER_LOGINS)
         conn.run(sql.CREATE_SCHEMA)
         conn.run(sql.CREATE_LEDGER)
+        conn.run(sql.DROP_OLD_LEDGER_INDEX)
         conn.run(sql.CREATE_LEDGER_INDEX)
         conn.run(sql.DECODE_APP_VERSION_FUNCTION)
         shape = read_table_shape(conn)
