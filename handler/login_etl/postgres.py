@@ -14,6 +14,7 @@ import json
 import socket
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -353,8 +354,7 @@ class PostgresSink:
             claim.run(message_ids=json.dumps(message_ids))
             conn.execute_unnamed(copy_sql, stream=iter(chunks.get, None))
 
-        previous_interval = sys.getswitchinterval()
-        sys.setswitchinterval(_STREAMING_SWITCH_INTERVAL_S)
+        _SWITCH_INTERVAL.shorten()
         done = self._worker.submit(claim_and_copy)
         pending: list[PendingRow] = []
         completed = False
@@ -372,7 +372,7 @@ class PostgresSink:
         finally:
             chunks.put(None)
             failure = done.exception()  # waits for the worker
-            sys.setswitchinterval(previous_interval)
+            _SWITCH_INTERVAL.restore()
             if not completed:
                 self.close()  # parsing raised: abandon the transaction with the connection
         try:
@@ -446,6 +446,35 @@ class PostgresSink:
             raise DatabaseUnavailable(f"batch write failed: {_describe(error)}") from None
         return outcome
 
+
+class _SwitchInterval:
+    """Shortens CPython's thread switch interval while any streaming write runs.
+
+    Counted, so concurrent writes (``login-etl drain --workers``) restore the original
+    value only when the last one ends.
+    """
+
+    def __init__(self, short: float) -> None:
+        self._short = short
+        self._lock = threading.Lock()
+        self._active = 0
+        self._original = 0.0
+
+    def shorten(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                self._original = sys.getswitchinterval()
+                sys.setswitchinterval(self._short)
+            self._active += 1
+
+    def restore(self) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                sys.setswitchinterval(self._original)
+
+
+_SWITCH_INTERVAL: Final = _SwitchInterval(_STREAMING_SWITCH_INTERVAL_S)
 
 _NULL: Final = "\\N"
 _ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
