@@ -22,6 +22,7 @@ from hashlib import sha256
 # exactly what ipaddress.IPv4Address accepts (no leading zeros, each octet <= 255).
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
+_is_canonical_ipv4 = _CANONICAL_IPV4.fullmatch
 
 
 def canonical_ip(value: str) -> str:
@@ -31,7 +32,7 @@ def canonical_ip(value: str) -> str:
     IPv4-mapped IPv6 address becomes its IPv4 form; anything else stays as stripped.
     """
     stripped = value.strip()
-    if _CANONICAL_IPV4.fullmatch(stripped):
+    if _is_canonical_ipv4(stripped):
         return stripped
     try:
         address = ipaddress.ip_address(stripped)
@@ -82,12 +83,14 @@ class Masker:
         """Mask of an ``ip`` value; ``None`` for null or blank."""
         if value is None:
             return None
-        canonical = canonical_ip(value)
+        canonical = value.strip()  # the common case inline: canonical_ip is the rule
+        if not _is_canonical_ipv4(canonical):
+            canonical = canonical_ip(canonical)
         return self.mask(canonical) if canonical else None
 
     def mask_device_id(self, value: str | None) -> str | None:
         """Mask of a ``device_id`` value; ``None`` for null or blank."""
         if value is None:
             return None
-        canonical = canonical_device_id(value)
+        canonical = value.strip()  # canonical_device_id, inline on the hot path
         return self.mask(canonical) if canonical else None

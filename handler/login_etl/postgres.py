@@ -338,26 +338,35 @@ class PostgresSink:
 
         A worker thread opens the transaction, claims every message id of the batch in
         the ledger with a plain ``INSERT`` (no redelivery expected) and then streams the
-        ``COPY`` from chunks that this thread parses, masks and renders meanwhile; the
-        ids of messages that produced no row are un-claimed before ``COMMIT``. Returns
-        the ids written. When the fast path cannot finish (an id is already in the
-        ledger, a row is refused, the connection was lost) the transaction is rolled back
-        and the parsed rows are returned, for the careful path.
+        ``COPY`` from chunks that this thread parses, masks and renders meanwhile; then
+        it un-claims the ids of messages that produced no row and commits. Returns the
+        ids written. When the fast path cannot finish (an id is already in the ledger, a
+        row is refused, the connection was lost) the transaction is rolled back and the
+        parsed rows are returned, for the careful path.
         """
         conn = self._ensure_connection()
-        claim, copy_sql = self._claim_new, self._copy_sql
-        assert claim is not None
+        claim, unclaim, copy_sql = self._claim_new, self._unclaim, self._copy_sql
+        assert claim is not None and unclaim is not None
         chunks: SimpleQueue[bytes | None] = SimpleQueue()
+        # After the last chunk: the ids to un-claim, or None to leave the transaction open.
+        finish: SimpleQueue[list[str] | None] = SimpleQueue()
 
-        def claim_and_copy() -> None:  # on the worker thread; this one waits for it
+        def database_side() -> None:  # on the worker thread; this one waits for it
             conn.run("BEGIN")
             claim.run(message_ids=json.dumps(message_ids))
             conn.execute_unnamed(copy_sql, stream=iter(chunks.get, None))
+            stale = finish.get()
+            if stale is None:
+                return
+            if stale:
+                unclaim.run(message_ids=json.dumps(stale))
+            conn.run("COMMIT")
 
         _SWITCH_INTERVAL.shorten()
-        done = self._worker.submit(claim_and_copy)
+        done = self._worker.submit(database_side)
         pending: list[PendingRow] = []
-        completed = False
+        written: set[str] = set()
+        outcome: list[str] | None = None
         try:
             start = 0
             for row in rows:
@@ -368,25 +377,25 @@ class PostgresSink:
                     time.sleep(0)  # let the worker take the GIL now: its I/O is waiting
             if len(pending) > start:
                 chunks.put(copy_text([r.row for r in pending[start:]]).encode())
-            completed = True
+            if pending:  # else: nothing to commit, the claims are rolled back below
+                written = {r.message_id for r in pending}
+                outcome = [m for m in message_ids if m not in written]
         finally:
             chunks.put(None)
+            finish.put(outcome)
             failure = done.exception()  # waits for the worker
             _SWITCH_INTERVAL.restore()
-            if not completed:
-                self.close()  # parsing raised: abandon the transaction with the connection
-        try:
-            if failure is None:
-                stale = set(message_ids).difference([r.message_id for r in pending])
-                if stale and pending:
-                    assert self._unclaim is not None
-                    self._unclaim.run(message_ids=json.dumps(list(stale)))
-                conn.run("COMMIT" if pending else "ROLLBACK")
-                return {r.message_id for r in pending}
-        except (InterfaceError, DatabaseError, OSError) as error:
-            failure = error
-        assert failure is not None
+            if failure is None and outcome is None:
+                self._rollback_or_close(conn)  # no rows, or parsing raised
+        if failure is None:
+            return written
         return self._after_streaming_failure(conn, failure, pending)
+
+    def _rollback_or_close(self, conn: pg8000.native.Connection) -> None:
+        try:
+            conn.run("ROLLBACK")
+        except (InterfaceError, DatabaseError, OSError):
+            self.close()
 
     def _after_streaming_failure(
         self, conn: pg8000.native.Connection, failure: BaseException, pending: list[PendingRow]
@@ -396,10 +405,7 @@ class PostgresSink:
             # 23505 on the claim: a redelivery (or a concurrent copy of a message) —
             # the careful path finds out which. Row-level: the careful path isolates it.
             if code.startswith(_ROW_LEVEL_CLASSES):
-                try:
-                    conn.run("ROLLBACK")
-                except (InterfaceError, DatabaseError, OSError):
-                    self.close()
+                self._rollback_or_close(conn)
                 return pending
             self.close()  # the server rolls the transaction back
             raise DatabaseUnavailable(f"batch write failed: {_describe(failure)}") from None
