@@ -25,6 +25,7 @@ _EPOCH = date(1970, 1, 1)
 class PendingRow:
     message_id: str
     row: Row
+    copy_line: str | None = None  # the row in COPY text format, when to_row rendered it
 
 
 @dataclass(slots=True)
@@ -120,7 +121,7 @@ def process_batch(
             parsed = to_row(record.get("body"), shape, masker, dates.for_record(record))
             if isinstance(parsed, ParsedRow):
                 result.unknown_keys += parsed.unknown_keys
-                yield PendingRow(message_id, parsed.row)
+                yield PendingRow(message_id, parsed.row, parsed.copy_line)
             else:
                 rejected[message_id] = parsed
 

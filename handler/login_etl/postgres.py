@@ -27,6 +27,7 @@ import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
 
 from . import sql
+from .copyformat import copy_line
 from .pipeline import PendingRow, WriteOutcome
 from .records import Rejection
 from .table import (
@@ -321,14 +322,10 @@ class PostgresSink:
         assert self._claim is not None
         ids = [r.message_id for r in rows]
         already = {row[0] for row in self._claim.run(message_ids=json.dumps(ids))}
-        fresh = (
-            [r.row for r in rows if r.message_id not in already]
-            if already
-            else [r.row for r in rows]
-        )
+        fresh = [r for r in rows if r.message_id not in already] if already else rows
         if fresh:
             # execute_unnamed: run() would re-scan the SQL for :params on every batch.
-            conn.execute_unnamed(self._copy_sql, stream=[copy_text(fresh).encode("utf-8")])
+            conn.execute_unnamed(self._copy_sql, stream=[copy_chunk(fresh)])
         return set(ids) - already
 
     def _write_streaming(
@@ -372,11 +369,11 @@ class PostgresSink:
             for row in rows:
                 pending.append(row)
                 if len(pending) - start == COPY_CHUNK_ROWS:
-                    chunks.put(copy_text([r.row for r in pending[start:]]).encode())
+                    chunks.put(copy_chunk(pending[start:]))
                     start = len(pending)
                     time.sleep(0)  # let the worker take the GIL now: its I/O is waiting
             if len(pending) > start:
-                chunks.put(copy_text([r.row for r in pending[start:]]).encode())
+                chunks.put(copy_chunk(pending[start:]))
             if pending:  # else: nothing to commit, the claims are rolled back below
                 written = {r.message_id for r in pending}
                 outcome = [m for m in message_ids if m not in written]
@@ -482,30 +479,12 @@ class _SwitchInterval:
 
 _SWITCH_INTERVAL: Final = _SwitchInterval(_STREAMING_SWITCH_INTERVAL_S)
 
-_NULL: Final = "\\N"
-_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-
-def copy_text(rows: Sequence[Sequence[object]]) -> str:
-    """Rows in COPY's text format: tab-separated, ``\\N`` for NULL, backslash escapes.
-
-    Almost no value needs escaping, so each line is joined as is and only re-built with
-    escapes when it holds more tabs or backslashes than its own separators and NULL
-    markers, or a line break (about twice as fast as the csv module).
-    """
-    lines = []
-    for row in rows:
-        line = "\t".join([_NULL if v is None else v if type(v) is str else str(v) for v in row])
-        if (
-            line.count("\t") != len(row) - 1
-            or line.count("\\") != row.count(None)
-            or "\n" in line
-            or "\r" in line
-        ):
-            line = "\t".join([_NULL if v is None else str(v).translate(_ESCAPES) for v in row])
-        lines.append(line)
+def copy_chunk(rows: Sequence[PendingRow]) -> bytes:
+    """COPY data of rows, using each row's own line when ``to_row`` rendered one."""
+    lines = [copy_line(r.row) if r.copy_line is None else r.copy_line for r in rows]
     lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines).encode()
 
 
 class _ConnectionLost(Exception):

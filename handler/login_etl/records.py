@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from .copyformat import NULL
 from .masking import Masker
 from .table import AppVersionKind, TableShape
 from .versions import InvalidVersion, encode_app_version
@@ -47,6 +48,9 @@ class _Reject(Exception):
 class ParsedRow:
     row: Row
     unknown_keys: int
+    # The row in COPY text format (copyformat), rendered here when no value can need an
+    # escape; None otherwise.
+    copy_line: str | None = None
 
 
 def to_row(
@@ -67,7 +71,7 @@ def to_row(
     # Fast path: a body of ASCII without a single escape decodes to strings that are
     # ASCII, free of U+0000 and of surrogates, so only types and lengths are left to
     # check. Anything else takes the careful path, which names the rule broken.
-    if not (
+    plain = (
         body.isascii()
         and "\\" not in body
         and type(user_id) is str
@@ -78,7 +82,8 @@ def to_row(
         and (locale is None or (type(locale) is str and len(locale) <= SHORT_TEXT_MAX))
         and (ip is None or type(ip) is str)
         and (device_id is None or type(device_id) is str)
-    ):
+    )
+    if not plain:
         try:
             if user_id is None:
                 return Rejection("missing_user_id", "user_id", "user_id is required")
@@ -97,20 +102,28 @@ def to_row(
         return rejected.rejection
 
     unknown = 0 if KNOWN_KEYS.issuperset(obj) else len(obj.keys() - KNOWN_KEYS)
-    row: Row = (
-        user_id,
-        device_type,
-        masker.mask_ip(ip),
-        masker.mask_device_id(device_id),
-        locale,
-        app_version,
-    )
+    masked_ip = masker.mask_ip(ip)
+    masked_device_id = masker.mask_device_id(device_id)
+    row: Row = (user_id, device_type, masked_ip, masked_device_id, locale, app_version)
     if shape.has_create_date:
         row += (create_date,)
-    return ParsedRow(row, unknown)
+    if not plain:
+        return ParsedRow(row, unknown)
+    # No value can hold a tab, line break or backslash: COPY needs no escapes. (mypy
+    # cannot see that `plain` made user_id a str.)
+    line = "\t".join(
+        (  # type: ignore[arg-type]
+            user_id,
+            NULL if device_type is None else device_type,
+            NULL if masked_ip is None else masked_ip,
+            NULL if masked_device_id is None else masked_device_id,
+            NULL if locale is None else locale,
+            NULL if app_version is None else str(app_version),
+        )
+    )
+    return ParsedRow(row, unknown, f"{line}\t{create_date}" if shape.has_create_date else line)
 
 
-# What json.loads ends up calling (C scanner), without the two Python frames around it.
 _SCAN_ONCE: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
