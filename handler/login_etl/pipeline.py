@@ -105,25 +105,29 @@ def process_batch(
     dates = _DateCache(today)
     # Each message id once, in arrival order: the same message twice in one batch gets
     # one outcome for both.
-    order = list(dict.fromkeys([str(record["messageId"]) for record in records]))
+    ids = [str(record["messageId"]) for record in records]
+    order = list(dict.fromkeys(ids))
+    repeats = len(order) != len(ids)
     rejected: dict[str, Rejection] = {}
 
     def accepted_rows() -> Iterator[PendingRow]:
         """Parse lazily: the sink consumes this while the database works on the batch."""
         seen: set[str] = set()
-        for record in records:
-            message_id = str(record["messageId"])
-            if message_id in seen:
-                continue
-            seen.add(message_id)
+        unknown_keys = 0
+        for record, message_id in zip(records, ids, strict=True):
+            if repeats:
+                if message_id in seen:
+                    continue
+                seen.add(message_id)
             if fifo and rejected:
-                return  # held back: AWS requires the rest of a FIFO batch to fail too
+                break  # held back: AWS requires the rest of a FIFO batch to fail too
             parsed = to_row(record.get("body"), shape, masker, dates.for_record(record))
             if isinstance(parsed, ParsedRow):
-                result.unknown_keys += parsed.unknown_keys
+                unknown_keys += parsed.unknown_keys
                 yield PendingRow(message_id, parsed.row, parsed.copy_line)
             else:
                 rejected[message_id] = parsed
+        result.unknown_keys = unknown_keys
 
     outcome = sink.write(order, accepted_rows(), stop_at_first_rejection=fifo)
     rejected.update(outcome.rejected)

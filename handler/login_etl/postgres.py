@@ -47,9 +47,11 @@ _SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verif
 # Up to this many rows a batch is one statement (one round trip); above, BEGIN + claim +
 # COPY + COMMIT (four), whose per-row cost is lower. Measured with `make bench`.
 SMALL_BATCH_ROWS: Final = 100
-# Rows per COPY data message on the streaming path: small enough that the database
-# starts early and the last chunk (not overlapped with parsing) is short.
+# Rows per COPY data message on the streaming path: the database starts on the first
+# chunk early; near the end of the batch, chunks get smaller because the last one is
+# not overlapped with parsing (the COMMIT waits for it).
 COPY_CHUNK_ROWS: Final = 200
+COPY_TAIL_CHUNK_ROWS: Final = 50
 # While this thread parses, the database worker needs the GIL back after every reply of
 # the server; with CPython's default switch interval (5 ms) each round trip would cost
 # up to that much. Set only while a streaming write runs.
@@ -365,12 +367,15 @@ class PostgresSink:
         written: set[str] = set()
         outcome: list[str] | None = None
         try:
-            start = 0
+            start, chunk_rows = 0, COPY_CHUNK_ROWS
+            tail_from = len(message_ids) - COPY_CHUNK_ROWS
             for row in rows:
                 pending.append(row)
-                if len(pending) - start == COPY_CHUNK_ROWS:
+                if len(pending) - start == chunk_rows:
                     chunks.put(copy_chunk(pending[start:]))
                     start = len(pending)
+                    if start >= tail_from:
+                        chunk_rows = COPY_TAIL_CHUNK_ROWS
                     time.sleep(0)  # let the worker take the GIL now: its I/O is waiting
             if len(pending) > start:
                 chunks.put(copy_chunk(pending[start:]))

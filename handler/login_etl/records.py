@@ -19,7 +19,7 @@ from typing import Final
 from .copyformat import NULL
 from .masking import Masker
 from .table import AppVersionKind, TableShape
-from .versions import InvalidVersion, encode_app_version
+from .versions import InvalidVersion, encode_app_version, encode_version_text
 
 USER_ID_MAX: Final = 128
 SHORT_TEXT_MAX: Final = 32  # device_type, locale
@@ -96,8 +96,12 @@ def to_row(
             device_id = _optional_text(device_id, "device_id", None)
         except _Reject as rejected:
             return rejected.rejection
+    version = get("app_version")
     try:
-        app_version = _app_version(get("app_version"), shape)
+        if plain and type(version) is str and shape.app_version_kind is AppVersionKind.INTEGER:
+            app_version: object = _encode_version_text(version)  # the common case
+        else:
+            app_version = _app_version(version, shape)
     except _Reject as rejected:
         return rejected.rejection
 
@@ -165,6 +169,13 @@ def _text(value: object, field: str, limit: int | None) -> str:
 
 def _optional_text(value: object, field: str, limit: int | None) -> str | None:
     return None if value is None else _text(value, field, limit)
+
+
+def _encode_version_text(value: str) -> int:
+    try:
+        return encode_version_text(value)
+    except InvalidVersion as error:
+        raise _Reject(Rejection("invalid_app_version", "app_version", str(error))) from None
 
 
 def _app_version(value: object, shape: TableShape) -> object:

@@ -36,12 +36,13 @@ def encode_app_version(value: object) -> int:
         return _fit(value * MAJOR_FACTOR)
     if not isinstance(value, str):
         raise InvalidVersion("app_version must be a string or an integer")
-    return _encode_text(value)
+    return encode_version_text(value)
 
 
 @functools.lru_cache(maxsize=4096)
-def _encode_text(value: str) -> int:
-    # Real traffic has few distinct versions: cache the parse (failures are not cached).
+def encode_version_text(value: str) -> int:
+    """Encode a version string. Real traffic has few distinct versions: the parse is
+    cached (failures are not)."""
     match = _VERSION.fullmatch(value.strip())
     if match is None:
         raise InvalidVersion("app_version must look like MAJOR[.MINOR[.PATCH]]")
