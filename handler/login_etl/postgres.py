@@ -347,7 +347,7 @@ class PostgresSink:
         claim, unclaim, copy_sql = self._claim_new, self._unclaim, self._copy_sql
         assert claim is not None and unclaim is not None
         chunks: SimpleQueue[bytes | None] = SimpleQueue()
-        # After the last chunk: the ids to un-claim, or None to leave the transaction open.
+        # After the last chunk: the ids to un-claim before COMMIT, or None for no COMMIT.
         finish: SimpleQueue[list[str] | None] = SimpleQueue()
 
         def database_side() -> None:  # on the worker thread; this one waits for it
@@ -365,7 +365,8 @@ class PostgresSink:
         done = self._worker.submit(database_side)
         pending: list[PendingRow] = []
         written: set[str] = set()
-        outcome: list[str] | None = None
+        stale: list[str] | None = None  # None: no row at all, nothing to commit
+        parsed_all = False
         try:
             start, chunk_rows = 0, COPY_CHUNK_ROWS
             tail_from = len(message_ids) - COPY_CHUNK_ROWS
@@ -379,16 +380,19 @@ class PostgresSink:
                     time.sleep(0)  # let the worker take the GIL now: its I/O is waiting
             if len(pending) > start:
                 chunks.put(copy_chunk(pending[start:]))
-            if pending:  # else: nothing to commit, the claims are rolled back below
+            if pending:
                 written = {r.message_id for r in pending}
-                outcome = [m for m in message_ids if m not in written]
+                stale = [m for m in message_ids if m not in written]
+            parsed_all = True
         finally:
             chunks.put(None)
-            finish.put(outcome)
+            finish.put(stale)
             failure = done.exception()  # waits for the worker
             _SWITCH_INTERVAL.restore()
-            if failure is None and outcome is None:
-                self._rollback_or_close(conn)  # no rows, or parsing raised
+            if not parsed_all:
+                self.close()  # parsing raised: the transaction goes with the connection
+            elif failure is None and stale is None:
+                self._rollback_or_close(conn)  # only the claims to undo
         if failure is None:
             return written
         return self._after_streaming_failure(conn, failure, pending)

@@ -124,9 +124,15 @@ def test_connection_killed_while_the_claim_waits(db: Db, handler: Any) -> None:
     assert ledger_ids(db) >= set(record_ids(event))
 
 
+@pytest.mark.parametrize("claim_fails_too", [False, True])
 def test_an_error_while_parsing_rolls_back_and_the_next_batch_works(
-    db: Db, handler: Any, monkeypatch: pytest.MonkeyPatch
+    db: Db, handler: Any, monkeypatch: pytest.MonkeyPatch, claim_fails_too: bool
 ) -> None:
+    earlier = large_event(seed=20)
+    if claim_fails_too:  # a redelivered id: the worker's claim fails as well
+        assert failed_ids(handler(earlier)) == []
+    event = large_event(seed=11)
+    event["Records"][0] = earlier["Records"][0]
     original = records.to_row
     calls = {"n": 0}
 
@@ -138,12 +144,13 @@ def test_an_error_while_parsing_rolls_back_and_the_next_batch_works(
 
     monkeypatch.setattr("login_etl.pipeline.to_row", failing_to_row)
     with pytest.raises(RuntimeError, match="a bug in the parser"):
-        handler(large_event(seed=11))
-    assert db.count() == 0
-    assert ledger_ids(db) == set()  # the claims went with the transaction
+        handler(event)
+    before = LARGE if claim_fails_too else 0
+    assert db.count() == before
+    assert len(ledger_ids(db)) == before  # the claims went with the transaction
     monkeypatch.setattr("login_etl.pipeline.to_row", original)
     assert failed_ids(handler(large_event(seed=12))) == []
-    assert db.count() == LARGE
+    assert db.count() == before + LARGE
 
 
 def test_two_invocations_with_the_same_batch_write_it_once(db: Db) -> None:
