@@ -67,6 +67,8 @@ REPO = Path(__file__).resolve().parent.parent
 HANDLER_DIR = REPO / "handler"
 SEED = 20_260_101
 BENCH_KEY = "bench-only-masking-key-not-a-real-secret"
+BENCH_APPLICATION = "login-etl-bench"  # the bench's own connections
+HANDLER_APPLICATION = "login-etl"  # the handler's connection (postgres.connect)
 COLUMNS = ROW_COLUMNS  # the seed DDL's columns, in the order the handler writes them
 
 # Targets (printed next to the figures; a miss is reported, never an error).
@@ -125,6 +127,7 @@ class Figure:
     cpu_seconds: float  # this process' CPU time over the same part
     invocations: int = 0  # handler calls; 0 for a single timed run (median of repeats)
     latencies: list[float] = field(default_factory=list)  # per handler call
+    server_cpu_seconds: float | None = None  # the Postgres backend's CPU time (local server)
 
     @property
     def rate(self) -> float:
@@ -146,7 +149,7 @@ def _connect(url: str) -> pg8000.native.Connection:
         port=parts.port or 5432,
         password=parts.password,
         database=parts.path.lstrip("/") or "postgres",
-        application_name="login-etl-bench",
+        application_name=BENCH_APPLICATION,
     )
 
 
@@ -207,6 +210,23 @@ def _reset(conn: pg8000.native.Connection) -> None:
 
 def _count(conn: pg8000.native.Connection, table: str = "user_logins") -> int:
     return int(conn.run(f"SELECT count(*) FROM {table}")[0][0])
+
+
+def _backend_cpu(conn: pg8000.native.Connection, application_name: str) -> float | None:
+    """CPU seconds used so far by the backends of one application (a local server only)."""
+    if os.environ.get("BENCH_DATABASE_URL") or not Path("/proc/self/stat").exists():
+        return None  # a remote server's pids mean nothing here
+    rows = conn.run(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = :name", name=application_name
+    )
+    total = 0.0
+    for (pid,) in rows:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime+stime
+    return total
 
 
 # -- naive baseline (never used by the product) --------------------------------------
@@ -293,21 +313,27 @@ def premasked_csv(bodies: Sequence[str], rows: int) -> bytes:
 def bench_copy(url: str, payload: bytes, rows: int, repeats: int) -> Figure:
     statement = f"COPY user_logins ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
     conn = _connect(url)
+    server_cpu: list[float] = []
     try:
         runs: list[tuple[float, float]] = []
         for _ in range(repeats):
             _reset(conn)
             stream = io.BytesIO(payload)
+            server = _backend_cpu(conn, BENCH_APPLICATION)
             wall, cpu = time.perf_counter(), time.process_time()
             conn.run(statement, stream=stream)  # autocommit: includes the commit
             runs.append((time.perf_counter() - wall, time.process_time() - cpu))
+            after = _backend_cpu(conn, BENCH_APPLICATION)
+            if server is not None and after is not None:
+                server_cpu.append(after - server)
             if _count(conn) != rows:
                 raise RuntimeError("copy: row count does not match")
         _reset(conn)
     finally:
         conn.close()
     seconds, cpu = _median_run(runs)
-    return Figure("copy", rows, seconds, cpu, invocations=0)
+    median_server = statistics.median(server_cpu) if server_cpu else None
+    return Figure("copy", rows, seconds, cpu, invocations=0, server_cpu_seconds=median_server)
 
 
 # -- the handler ---------------------------------------------------------------------
@@ -339,6 +365,7 @@ def bench_handler(
         latencies: list[float] = []
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
             _check(app.lambda_handler(warm_up, contexts[-1]), batch)
+            server = _backend_cpu(conn, HANDLER_APPLICATION)
             cpu = time.process_time()
             for event, context in zip(events, contexts, strict=False):
                 start = time.perf_counter()
@@ -346,6 +373,7 @@ def bench_handler(
                 latencies.append(time.perf_counter() - start)
                 _check(response, batch)
             cpu = time.process_time() - cpu
+            after = _backend_cpu(conn, HANDLER_APPLICATION)
         expected = (invocations + 1) * batch
         if _count(conn) != expected or _count(conn, "login_etl.processed_messages") != expected:
             raise RuntimeError(f"handler@{batch}: rows or ledger entries missing")
@@ -359,6 +387,7 @@ def bench_handler(
         cpu,
         invocations=invocations,
         latencies=latencies,
+        server_cpu_seconds=None if server is None or after is None else after - server,
     )
 
 
@@ -582,8 +611,9 @@ def report(
     lines = [
         "",
         f"{'contender':<15}{'records':>9}{'calls':>7}{'seconds':>9}{'records/s':>12}"
-        f"{'x naive':>9}{'x copy':>8}{'call p50':>10}{'call p90':>10}{'client CPU':>12}",
-        "-" * 101,
+        f"{'x naive':>9}{'x copy':>8}{'call p50':>10}{'call p90':>10}{'client CPU':>12}"
+        f"{'server us/rec':>15}",
+        "-" * 116,
     ]
     for f in figures:
         if f.invocations:
@@ -592,10 +622,13 @@ def report(
             p90 = f"{_percentile(f.latencies, 0.9) * 1000:>8.2f}ms"
         else:
             calls, p50, p90 = f"{'-':>7}", f"{'-':>10}", f"{'-':>10}"
+        server = (
+            "-" if f.server_cpu_seconds is None else f"{f.server_cpu_seconds / f.records * 1e6:.1f}"
+        )
         lines.append(
             f"{f.name:<15}{f.records:>9,}{calls}{f.seconds:>9.3f}{f.rate:>12,.0f}"
             f"{f.rate / naive.rate:>8.1f}x{f.rate / copy.rate:>7.3f}x{p50}{p90}"
-            f"{f.cpu_share:>11.0%}"
+            f"{f.cpu_share:>11.0%}{server:>15}"
         )
     lines += [
         "",
@@ -608,6 +641,9 @@ def report(
         "           sum of call times; includes validation, HMAC, ledger, commit, Powertools",
         "  client CPU = CPU time of this process / wall time (the rest is waiting on Postgres",
         "           or the OS; Postgres runs on the same cores unless BENCH_DATABASE_URL)",
+        "  server us/rec = CPU time of the Postgres backend serving the contender, per record",
+        "           (from /proc, 10 ms ticks; WAL writer and checkpointer not included; '-'",
+        "           for a remote server). 1e6 / it = records/s one Postgres core absorbs.",
     ]
     targets = [
         ("handler@1,000", "naive", TARGET_H1000_VS_NAIVE),
