@@ -344,7 +344,7 @@ class PostgresSink:
         parsed rows are returned, for the careful path.
         """
         conn = self._ensure_connection()
-        claim, unclaim, copy_sql = self._claim_new, self._unclaim, self._copy_sql
+        claim, unclaim = self._claim_new, self._unclaim
         assert claim is not None and unclaim is not None
         chunks: SimpleQueue[bytes | None] = SimpleQueue()
         # After the last chunk: the ids to un-claim before COMMIT, or None for no COMMIT.
@@ -353,7 +353,7 @@ class PostgresSink:
         def database_side() -> None:  # on the worker thread; this one waits for it
             conn.run("BEGIN")
             claim.run(message_ids=json.dumps(message_ids))
-            conn.execute_unnamed(copy_sql, stream=iter(chunks.get, None))
+            conn.execute_unnamed(self._copy_sql, stream=iter(chunks.get, None))
             stale = finish.get()
             if stale is None:
                 return
