@@ -79,6 +79,30 @@ class Masker:
         outer.update(inner.digest())
         return outer.hexdigest()
 
+    def mask_login(self, ip: str | None, device_id: str | None) -> tuple[str | None, str | None]:
+        """``(mask_ip(ip), mask_device_id(device_id))`` in one call: the per-record hot
+        path, where four method calls per record were a measurable share of the time."""
+        masked_ip = masked_device_id = None
+        if ip is not None:
+            canonical = ip.strip()
+            if not _is_canonical_ipv4(canonical):
+                canonical = canonical_ip(canonical)
+            if canonical:
+                inner = self._inner.copy()
+                inner.update(canonical.encode("utf-8"))
+                outer = self._outer.copy()
+                outer.update(inner.digest())
+                masked_ip = outer.hexdigest()
+        if device_id is not None:
+            canonical = device_id.strip()
+            if canonical:
+                inner = self._inner.copy()
+                inner.update(canonical.encode("utf-8"))
+                outer = self._outer.copy()
+                outer.update(inner.digest())
+                masked_device_id = outer.hexdigest()
+        return masked_ip, masked_device_id
+
     def mask_ip(self, value: str | None) -> str | None:
         """Mask of an ``ip`` value; ``None`` for null or blank."""
         if value is None:

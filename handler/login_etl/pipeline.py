@@ -14,18 +14,16 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from .masking import Masker
-from .records import ParsedRow, Rejection, Row, to_row
+from .records import ParsedRow, Rejection, to_row
 from .table import TableShape
 
 _MS_PER_DAY = 86_400_000
 _EPOCH = date(1970, 1, 1)
 
 
-@dataclass(slots=True)  # not frozen: frozen __init__ is slower on this per-record path
-class PendingRow:
-    message_id: str
-    row: Row
-    copy_line: str | None = None  # the row in COPY text format, when to_row rendered it
+# A row waiting to be written: to_row's result with its message_id set (one object per
+# record instead of two: allocation is a measurable share of the per-record time).
+PendingRow = ParsedRow
 
 
 @dataclass(slots=True)
@@ -124,7 +122,8 @@ def process_batch(
             parsed = to_row(record.get("body"), shape, masker, dates.for_record(record))
             if isinstance(parsed, ParsedRow):
                 unknown_keys += parsed.unknown_keys
-                yield PendingRow(message_id, parsed.row, parsed.copy_line)
+                parsed.message_id = message_id
+                yield parsed
             else:
                 rejected[message_id] = parsed
         result.unknown_keys = unknown_keys

@@ -51,6 +51,7 @@ class ParsedRow:
     # The row in COPY text format (copyformat), rendered here when no value can need an
     # escape; None otherwise.
     copy_line: str | None = None
+    message_id: str = ""  # set by the pipeline: the message the row came from
 
 
 def to_row(
@@ -106,8 +107,7 @@ def to_row(
         return rejected.rejection
 
     unknown = 0 if KNOWN_KEYS.issuperset(obj) else len(obj.keys() - KNOWN_KEYS)
-    masked_ip = masker.mask_ip(ip)
-    masked_device_id = masker.mask_device_id(device_id)
+    masked_ip, masked_device_id = masker.mask_login(ip, device_id)
     row: Row = (user_id, device_type, masked_ip, masked_device_id, locale, app_version)
     if shape.has_create_date:
         row += (create_date,)

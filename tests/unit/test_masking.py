@@ -330,3 +330,23 @@ def test_ipv4_mapped_ipv6_masks_like_ipv4(address: ipaddress.IPv4Address) -> Non
     assert m.mask_ip(str(ipaddress.IPv6Address(f"::ffff:{address}").exploded)) == m.mask_ip(
         str(address)
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(st.none(), texts, dotted, st.ip_addresses().map(str)),
+    st.one_of(st.none(), texts),
+    keys,
+)
+def test_mask_login_is_mask_ip_and_mask_device_id(
+    ip: str | None, device_id: str | None, key: str
+) -> None:
+    m = masker(key)
+    assert m.mask_login(ip, device_id) == (m.mask_ip(ip), m.mask_device_id(device_id))
+
+
+def test_mask_login_vectors() -> None:
+    assert masker().mask_login("199.172.111.135", "593-47-5928") == (
+        HMAC_TEST_KEY_IPV4,
+        HMAC_TEST_KEY_DEVICE,
+    )
