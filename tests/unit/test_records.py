@@ -214,6 +214,42 @@ def test_invalid_json_rejected(raw: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "valid"),
+    [
+        (' \n{"user_id": "u1"}\t ', True),  # whitespace around: json.loads accepts it
+        ('{"user_id": "u1"} x', False),  # trailing data
+        ('{"user_id": "u1"}{}', False),
+        ('\ufeff{"user_id": "u1"}', False),  # a BOM: json.loads refuses str input with one
+    ],
+)
+def test_json_is_parsed_as_json_loads_parses_it(raw: str, valid: bool) -> None:
+    result = to_row(raw, SEED_SHAPE, MASKER, DAY)
+    assert isinstance(result, ParsedRow) is valid
+
+
+json_like = st.one_of(
+    st.text(max_size=30),
+    st.builds(
+        lambda before, obj, after: before + json.dumps(obj) + after,
+        st.sampled_from(["", " ", "\n", "x", "{"]),
+        st.dictionaries(st.sampled_from(["user_id", "ip", "k"]), st.text(max_size=5), max_size=3),
+        st.sampled_from(["", " ", "\t\n", "x", "}", ",1", "[]"]),
+    ),
+)
+
+
+@given(json_like)
+def test_invalid_json_exactly_when_json_loads_fails(raw: str) -> None:
+    try:
+        json.loads(raw)
+        loads_ok = True
+    except ValueError:
+        loads_ok = False
+    result = to_row(raw, SEED_SHAPE, MASKER, DAY)
+    assert (isinstance(result, Rejection) and result.reason == "invalid_json") is not loads_ok
+
+
+@pytest.mark.parametrize(
     "raw", ["[]", '["user_id", "u1"]', '"user_id"', "42", "4.2", "true", "null", '[{"user_id": 1}]']
 )
 def test_non_object_json_rejected(raw: str) -> None:
