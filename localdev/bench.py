@@ -11,6 +11,9 @@ database it creates, ``login_etl_bench_*``, and drops it at the end). Every cont
 reads the same deterministic messages (``localdev.traffic.login_bodies``, fixed seed,
 no invalid messages), and ``user_logins`` plus the ledger are truncated between
 contenders (and CHECKPOINTed, so one contender's dirty pages don't bill the next).
+The contenders run in rounds, each round running every one of them once: the speed of a
+shared machine drifts within minutes, and a ratio of two figures measured at different
+moments would mostly measure that drift.
 
 Contenders
   naive       baseline, never used by the product: json.loads, *unsalted* SHA-256 of
@@ -83,11 +86,10 @@ class Plan:
     """How much work each contender does."""
 
     pool: int  # distinct generated messages (handler needs the most)
-    naive_messages: int
-    naive_repeats: int
-    copy_rows: int
-    copy_repeats: int
-    handler_records: dict[int, int]  # batch size → timed records
+    rounds: int  # each round runs every contender once (see run())
+    naive_messages: int  # per round
+    copy_rows: int  # per round
+    handler_records: dict[int, int]  # batch size → timed records (all rounds together)
     rss_batches: int
     rss_batch_size: int
     cold_repeats: int
@@ -95,21 +97,19 @@ class Plan:
 
 FULL = Plan(
     pool=60_000,
+    rounds=3,
     naive_messages=3_000,
-    naive_repeats=3,
     copy_rows=200_000,
-    copy_repeats=3,
-    handler_records={10: 20_000, 100: 20_000, 1_000: 30_000, 10_000: 50_000},
+    handler_records={10: 21_000, 100: 21_000, 1_000: 30_000, 10_000: 60_000},
     rss_batches=3,
     rss_batch_size=10_000,
     cold_repeats=5,
 )
 QUICK = Plan(
     pool=24_000,
+    rounds=1,
     naive_messages=500,
-    naive_repeats=1,
     copy_rows=20_000,
-    copy_repeats=1,
     handler_records={10: 1_000, 100: 2_000, 1_000: 5_000, 10_000: 10_000},
     rss_batches=1,
     rss_batch_size=10_000,
@@ -125,7 +125,7 @@ class Figure:
     records: int
     seconds: float  # wall time of the timed part (median repeat, or total)
     cpu_seconds: float  # this process' CPU time over the same part
-    invocations: int = 0  # handler calls; 0 for a single timed run (median of repeats)
+    invocations: int = 0  # handler calls; 0 for a single timed run (naive, copy)
     latencies: list[float] = field(default_factory=list)  # per handler call
     server_cpu_seconds: float | None = None  # the Postgres backend's CPU time (local server)
 
@@ -549,6 +549,25 @@ def profile_handler(
 # -- report --------------------------------------------------------------------------
 
 
+def _median_figure(figures: Sequence[Figure]) -> Figure:
+    """The round with the median time (each round did the same work)."""
+    return sorted(figures, key=lambda f: f.seconds)[(len(figures) - 1) // 2]
+
+
+def _merged_figure(figures: Sequence[Figure]) -> Figure:
+    """All rounds' calls of one handler contender as one figure."""
+    servers = [f.server_cpu_seconds for f in figures]
+    return Figure(
+        figures[0].name,
+        sum(f.records for f in figures),
+        sum(f.seconds for f in figures),
+        sum(f.cpu_seconds for f in figures),
+        invocations=sum(f.invocations for f in figures),
+        latencies=[latency for f in figures for latency in f.latencies],
+        server_cpu_seconds=None if None in servers else sum(s or 0.0 for s in servers),
+    )
+
+
 def _median_run(runs: Sequence[tuple[float, float]]) -> tuple[float, float]:
     ordered = sorted(runs)
     return ordered[(len(ordered) - 1) // 2]
@@ -634,11 +653,14 @@ def report(
         "",
         "  naive  = BASELINE, never used by the product: json.loads + unsalted SHA-256 + one",
         "           autocommit INSERT per message (INSERT + COMMIT: 1 round trip, 1 WAL flush);",
-        "           median of repeats",
-        "  copy   = COPY FROM STDIN (csv) of rows masked before timing (incl. commit); median",
-        "           of repeats",
+        "           the median round",
+        "  copy   = COPY FROM STDIN (csv) of rows masked before timing (incl. commit); the",
+        "           median round",
         "  handler@B = lambda_handler, warm, B records per SQS event; records/s = records /",
-        "           sum of call times; includes validation, HMAC, ledger, commit, Powertools",
+        "           sum of call times over all rounds; includes validation, HMAC, ledger,",
+        "           commit, Powertools",
+        "  rounds = every contender runs once per round, so the machine's drift (other",
+        "           tenants) falls on all of them alike",
         "  client CPU = CPU time of this process / wall time (the rest is waiting on Postgres",
         "           or the OS; Postgres runs on the same cores unless BENCH_DATABASE_URL)",
         "  server us/rec = CPU time of the Postgres backend serving the contender, per record",
@@ -752,21 +774,26 @@ def run(plan: Plan, *, subprocesses: bool = True, profile: int | None = None) ->
         done = _step(f"masking {plan.copy_rows:,} rows for COPY (untimed)")
         copy_payload = premasked_csv(bodies, plan.copy_rows)
         done()
-        done = _step(f"naive x {plan.naive_repeats}")
-        figures.append(bench_naive(url, bodies[: plan.naive_messages], plan.naive_repeats))
-        done()
-        done = _step(f"copy x {plan.copy_repeats}")
-        figures.append(bench_copy(url, copy_payload, plan.copy_rows, plan.copy_repeats))
-        done()
-        del copy_payload
+        # Rounds: each runs every contender once, so a drift of the machine's speed (other
+        # tenants) falls on all contenders alike instead of on whichever ran at that time.
+        runs: dict[str, list[Figure]] = {}
         app = import_app()
         try:
-            for batch, timed in plan.handler_records.items():
-                done = _step(f"handler@{batch:,}")
-                figures.append(bench_handler(app, url, records, batch, timed))
+            for round_number in range(1, plan.rounds + 1):
+                done = _step(f"round {round_number}/{plan.rounds}: naive, copy, handler@B")
+                naive = bench_naive(url, bodies[: plan.naive_messages], repeats=1)
+                runs.setdefault("naive", []).append(naive)
+                copy = bench_copy(url, copy_payload, plan.copy_rows, repeats=1)
+                runs.setdefault("copy", []).append(copy)
+                for batch, timed in plan.handler_records.items():
+                    figure = bench_handler(app, url, records, batch, timed // plan.rounds)
+                    runs.setdefault(figure.name, []).append(figure)
                 done()
         finally:
             app._runtime.close()
+        del copy_payload
+        figures = [_median_figure(runs.pop("naive")), _median_figure(runs.pop("copy"))]
+        figures += [_merged_figure(parts) for parts in runs.values()]
         cold = rss = None
         if subprocesses:
             done = _step(f"cold start x {plan.cold_repeats}")
