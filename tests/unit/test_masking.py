@@ -338,11 +338,15 @@ def test_ipv4_mapped_ipv6_masks_like_ipv4(address: ipaddress.IPv4Address) -> Non
     st.one_of(st.none(), texts),
     keys,
 )
-def test_mask_login_is_mask_ip_and_mask_device_id(
+def test_mask_login_masks_each_field_on_its_own(
     ip: str | None, device_id: str | None, key: str
 ) -> None:
+    """Each field's mask depends on that field alone (mask_ip/mask_device_id are its halves)."""
     m = masker(key)
-    assert m.mask_login(ip, device_id) == (m.mask_ip(ip), m.mask_device_id(device_id))
+    masked_ip, masked_device_id = m.mask_login(ip, device_id)
+    assert masked_ip == m.mask_login(ip, "other")[0] == m.mask_ip(ip)
+    assert masked_device_id == m.mask_login("10.0.0.9", device_id)[1] == m.mask_device_id(device_id)
+    assert masked_ip == (None if ip is None or not canonical_ip(ip) else m.mask(canonical_ip(ip)))
 
 
 def test_mask_login_vectors() -> None:
