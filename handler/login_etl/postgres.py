@@ -383,7 +383,12 @@ class PostgresSink:
                 chunks.put(copy_chunk(pending[start:]))
             if pending:
                 written = {r.message_id for r in pending}
-                stale = [m for m in message_ids if m not in written]
+                # Ids are distinct and each row has one: equal counts mean nothing to undo.
+                stale = (
+                    []
+                    if len(written) == len(message_ids)
+                    else [m for m in message_ids if m not in written]
+                )
             parsed_all = True
         finally:
             chunks.put(None)
