@@ -20,6 +20,7 @@ from localdev import deploy, stack
 from localdev.demo_summary import Outcome, print_summary, read_function_logs
 from localdev.demo_traffic import DemoPlan, demo_messages
 from localdev.queues import queue_depth
+from login_etl_drain.sqs import QueueInfo, to_event_record
 
 LOST_DELETES = 4  # messages of the simulated "committed, then timed out" invocation
 WAIT_TIMEOUT_S = 180
@@ -53,17 +54,8 @@ def send(sqs: Any, queue_url: str, bodies: list[str]) -> list[str]:
 
 def as_lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     """A received SQS message in the shape the event source mapping hands to Lambda."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": queue_arn.split(":")[3],
-    }
+    queue = QueueInfo(url="", arn=queue_arn, region=queue_arn.split(":")[3], visibility_timeout=0)
+    return to_event_record(message, queue)
 
 
 def commit_without_delete(outputs: dict[str, str], count: int) -> int:

@@ -232,7 +232,7 @@ def _configure_logging(verbose: bool) -> None:
     rejections.propagate = False
 
 
-def _positive(low: int, high: int) -> Callable[[str], int]:
+def _int_in_range(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = int(text)
         if not low <= value <= high:
@@ -261,31 +261,31 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--database-url", help="postgresql://user:password@host:port/db (or env)")
     d.add_argument(
         "--batch-size",
-        type=_positive(1, MAX_BATCH_SIZE),
+        type=_int_in_range(1, MAX_BATCH_SIZE),
         default=10,
         help=f"records per pipeline batch, 1-{MAX_BATCH_SIZE} (default 10)",
     )
     d.add_argument(
         "--concurrency",
-        type=_positive(1, 64),
+        type=_int_in_range(1, 64),
         default=1,
         help="parallel workers, each with its own connection (default 1)",
     )
     d.add_argument("--follow", action="store_true", help="keep polling; stop with Ctrl-C")
     d.add_argument(
         "--wait-seconds",
-        type=_positive(0, 20),
+        type=_int_in_range(0, 20),
         help="long-poll wait per receive (default 2, 20 with --follow)",
     )
     d.add_argument(
         "--idle-polls",
-        type=_positive(1, 1000),
+        type=_int_in_range(1, 1000),
         default=2,
         help="without --follow: stop after this many empty polls in a row (default 2)",
     )
     d.add_argument(
         "--visibility-timeout",
-        type=_positive(1, 43_200),
+        type=_int_in_range(1, 43_200),
         help="seconds a received batch stays hidden (default: the queue's); renewed while "
         "a batch is in flight",
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .sqs import SqsError, SqsQueue, _call
+from .sqs import SqsError, SqsQueue, call_sqs
 
 _UNSUPPORTED = {
     "UnsupportedOperation",
@@ -75,7 +75,7 @@ def _move_task(
         raise SqsError(f"StartMessageMoveTask failed: {code or error}") from None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        tasks = _call(
+        tasks = call_sqs(
             "ListMessageMoveTasks",
             lambda: client.list_message_move_tasks(SourceArn=dlq.info.arn, MaxResults=1),
         )["Results"]
@@ -98,7 +98,7 @@ def _copy_loop(
     deadline = time.monotonic() + timeout_s
     fifo = destination.info.fifo
     while empty_polls < 2 and time.monotonic() < deadline:
-        messages = _call(
+        messages = call_sqs(
             "ReceiveMessage",
             lambda: dlq.client.receive_message(
                 QueueUrl=dlq.info.url,
@@ -123,7 +123,7 @@ def _copy_loop(
                 entry["MessageGroupId"] = attributes.get("MessageGroupId", "redrive")
                 entry["MessageDeduplicationId"] = message["MessageId"]
             entries.append(entry)
-        sent = _call(
+        sent = call_sqs(
             "SendMessageBatch",
             lambda entries=entries: destination.client.send_message_batch(  # type: ignore[misc]
                 QueueUrl=destination.info.url, Entries=entries

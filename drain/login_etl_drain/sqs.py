@@ -102,7 +102,7 @@ class ClientOptions:
             read_timeout=self.wait_seconds + 10,
             retries={"max_attempts": 3, "mode": "standard"},
         )
-        return _call(
+        return call_sqs(
             "create the SQS client",
             lambda: session.client(
                 "sqs",
@@ -132,7 +132,7 @@ class SqsQueue:
             region = region_from_url(url) or ("us-east-1" if _is_loopback(url) else None)
         options = ClientOptions(endpoint_url, region, wait_seconds)
         client = options.make_client()
-        attributes = _call(
+        attributes = call_sqs(
             "GetQueueAttributes",
             lambda: client.get_queue_attributes(
                 QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"]
@@ -161,7 +161,7 @@ class SqsQueue:
         self, max_messages: int, *, wait_seconds: int, visibility_timeout: int
     ) -> list[Record]:
         """One ReceiveMessage call (long poll), as Lambda event records."""
-        response = _call(
+        response = call_sqs(
             "ReceiveMessage",
             lambda: self._client.receive_message(
                 QueueUrl=self.info.url,
@@ -179,7 +179,7 @@ class SqsQueue:
         """DeleteMessageBatch; returns the messageIds SQS did not delete."""
         failed: list[str] = []
         for chunk in _chunks(records):
-            response = _call(
+            response = call_sqs(
                 "DeleteMessageBatch",
                 lambda chunk=chunk: self._client.delete_message_batch(  # type: ignore[misc]
                     QueueUrl=self.info.url, Entries=_entries(chunk)
@@ -192,7 +192,7 @@ class SqsQueue:
     def extend_visibility(self, records: Sequence[Mapping[str, Any]], seconds: int) -> None:
         """ChangeMessageVisibilityBatch: keep in-flight messages hidden ``seconds`` more."""
         for chunk in _chunks(records):
-            _call(
+            call_sqs(
                 "ChangeMessageVisibilityBatch",
                 lambda chunk=chunk: self._client.change_message_visibility_batch(  # type: ignore[misc]
                     QueueUrl=self.info.url,
@@ -203,7 +203,7 @@ class SqsQueue:
 
     def counts(self) -> tuple[int, int]:
         """(visible, in flight) as SQS approximates them."""
-        attributes = _call(
+        attributes = call_sqs(
             "GetQueueAttributes",
             lambda: self._client.get_queue_attributes(
                 QueueUrl=self.info.url,
@@ -283,7 +283,7 @@ def _is_loopback(url: str | None) -> bool:
     return url is not None and urlsplit(url).hostname in _LOOPBACK
 
 
-def _call[T](what: str, call: Callable[[], T], *, queue_url: str | None = None) -> T:
+def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = None) -> T:
     """Run one SQS call; translate failures into one-line :class:`SqsError` messages."""
     try:
         return call()

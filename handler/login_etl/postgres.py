@@ -195,9 +195,11 @@ class PostgresSink:
 
     A batch is one transaction in a constant number of round trips: up to
     ``SMALL_BATCH_ROWS`` rows one statement that claims the ids in the ledger and inserts
-    the rows of the newly claimed ones; above, four: ``BEGIN``, claim, ``COPY`` the newly
-    claimed rows, ``COMMIT``. One connection, kept across warm invocations, re-opened
-    when dropped.
+    the rows of the newly claimed ones; above, four: ``BEGIN``, claim, ``COPY``,
+    ``COMMIT``, streamed from a worker thread while the batch is still being parsed
+    (``_write_streaming``), with the careful path (claim ``ON CONFLICT``, COPY the newly
+    claimed rows, bisection) when that cannot finish. One connection, kept across warm
+    invocations, re-opened when dropped.
     """
 
     def __init__(self, settings: ConnectionSettings) -> None:

@@ -119,8 +119,9 @@ def write_small_batch(shape: TableShape) -> str:
 
     Claims the ids and inserts the rows of the newly claimed ones; returns the ids that
     were already in the ledger. ``:rows`` is a JSON array of ``[message_id, *row]``.
-    For large batches COPY is cheaper per row than Postgres parsing JSON, so they use
-    ``CLAIM_MESSAGE_IDS`` + ``copy_rows`` in an explicit transaction instead.
+    For large batches COPY is cheaper per row than Postgres parsing JSON, so they use a
+    claim (``CLAIM_NEW_MESSAGE_IDS``, or ``CLAIM_MESSAGE_IDS`` on the careful path) and
+    ``copy_rows`` in an explicit transaction instead.
     """
     casts = {
         "app_version": "::integer" if shape.app_version_kind is AppVersionKind.INTEGER else "",
@@ -150,5 +151,5 @@ SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
 
 
 def copy_rows(shape: TableShape) -> str:
-    """Step 2: COPY the claimed rows (text format, see ``postgres.copy_text``)."""
+    """Step 2: COPY the claimed rows (text format, see ``copyformat``)."""
     return f"COPY {TABLE_NAME} ({', '.join(shape.columns)}) FROM STDIN"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any
 
@@ -186,26 +185,39 @@ def test_follow_mode_retries_after_a_database_failure(moto_sqs: Any, db: Db) -> 
     locker = connect(settings)
     locker.run("BEGIN")
     locker.run("LOCK TABLE user_logins IN ACCESS EXCLUSIVE MODE")
-    threading.Timer(1.0, lambda: (locker.run("ROLLBACK"), locker.close())).start()
     switch, stats = StopSwitch(), Stats()
     queue = SqsQueue.open(url, endpoint_url=None, region="us-east-1", wait_seconds=0)
+    deadline = time.monotonic() + 60
+    locker_released: list[bool] = []
 
-    def stop_when_done() -> None:
-        if db.count() == 20 and queue_counts(moto_sqs, url) == (0, 0):
+    def tick() -> None:
+        # The lock goes once a batch has failed on it (not on a timer: on a slow machine
+        # the first batch may come later than any fixed delay).
+        if not locker_released and stats.snapshot().failed_batches:
+            locker.run("ROLLBACK")
+            locker.close()
+            locker_released.append(True)
+        done = locker_released and db.count() == 20 and queue_counts(moto_sqs, url) == (0, 0)
+        if done or time.monotonic() > deadline:
             switch.stop()
 
-    Drainer(
-        queue,
-        lambda _: sink,
-        Masker(PII_KEY.encode()),
-        DrainOptions(wait_seconds=1, follow=True, max_backoff_s=1),
-        stats=stats,
-        switch=switch,
-        rejections=_NullLog(),
-    ).run(stop_when_done, interrupted=lambda: False)
+    try:
+        Drainer(
+            queue,
+            lambda _: sink,
+            Masker(PII_KEY.encode()),
+            DrainOptions(wait_seconds=1, follow=True, max_backoff_s=1),
+            stats=stats,
+            switch=switch,
+            rejections=_NullLog(),
+        ).run(tick, interrupted=lambda: False)
+    finally:
+        if not locker_released:
+            locker.close()  # the server rolls the lock back
 
     totals = stats.snapshot()
     assert switch.error is None
+    assert locker_released, "no batch failed on the locked table"
     assert totals.failed_batches >= 1
     assert db.count() == 20
 

@@ -92,11 +92,12 @@ def test_a_server_that_never_answers_is_bounded(
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("size", [4, SMALL_BATCH_ROWS + 50])  # one statement; streamed
 def test_statement_blocked_by_a_lock_times_out_and_commits_nothing(
-    db: Db, handler: Any, monkeypatch: pytest.MonkeyPatch
+    db: Db, handler: Any, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "500")
-    event = valid_event(4)
+    event = valid_event(size)
     locker = db.connect()
     try:
         locker.run("BEGIN")
@@ -112,7 +113,7 @@ def test_statement_blocked_by_a_lock_times_out_and_commits_nothing(
     assert db.query("SELECT count(*) FROM login_etl.processed_messages")[0][0] == 0
     # The retry (SQS redelivery) then writes everything exactly once.
     assert failed_ids(handler(event)) == []
-    assert db.count() == 4
+    assert db.count() == size
 
 
 # -- one bad row: isolate it, write the rest -----------------------------------------

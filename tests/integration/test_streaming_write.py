@@ -19,12 +19,7 @@ from localdev.traffic import login_bodies, sqs_event
 from login_etl import records
 from login_etl.masking import Masker
 from login_etl.pipeline import BatchResult, process_batch
-from login_etl.postgres import (
-    SMALL_BATCH_ROWS,
-    ConnectionSettings,
-    DatabaseUnavailable,
-    PostgresSink,
-)
+from login_etl.postgres import SMALL_BATCH_ROWS, ConnectionSettings, PostgresSink
 
 from .conftest import PII_KEY, Db, failed_ids, record_ids
 
@@ -96,28 +91,6 @@ def test_connection_dropped_between_invocations(db: Db, handler: Any) -> None:
     )
     assert failed_ids(handler(large_event(seed=8))) == []
     assert db.count() == 2 * LARGE
-
-
-def test_a_lock_times_out_the_batch_and_commits_nothing(
-    db: Db, handler: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "500")
-    event = large_event(seed=17)
-    locker = db.connect()
-    try:
-        locker.run("BEGIN")
-        locker.run("LOCK TABLE user_logins IN ACCESS EXCLUSIVE MODE")
-        started = time.monotonic()
-        with pytest.raises(DatabaseUnavailable, match=r"55P03|57014"):
-            handler(event)
-        assert time.monotonic() - started < 3
-    finally:
-        locker.run("ROLLBACK")
-        locker.close()
-    assert db.count() == 0
-    assert ledger_ids(db) == set()
-    assert failed_ids(handler(event)) == []  # the redelivery writes it once
-    assert db.count() == LARGE
 
 
 def test_connection_killed_while_the_claim_waits(db: Db, handler: Any) -> None:
