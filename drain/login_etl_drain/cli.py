@@ -28,7 +28,7 @@ from login_etl.table import SchemaError
 
 from .progress import ProgressDisplay, Stats, summary_line
 from .runner import MAX_BATCH_SIZE, Drainer, DrainOptions, Sink, StopSwitch
-from .sqs import SqsError, SqsQueue
+from .sqs import SqsError, SqsQueue, call_sqs
 
 PROG = "login-etl"
 EXIT_OK = 0
@@ -66,6 +66,7 @@ def redrive_command(args: argparse.Namespace) -> int:
         destination = SqsQueue.open(
             destination_url, endpoint_url=args.endpoint_url, region=args.region
         )
+        _note_protocol("redrive", dlq)
         result = redrive(
             dlq,
             destination,
@@ -83,8 +84,23 @@ def redrive_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _note_protocol(command: str, queue: SqsQueue) -> None:
+    """Say once per run that the endpoint gets the query protocol, and why."""
+    if queue.protocol == "query":
+        print(
+            f"{PROG} {command}: note: the SQS endpoint does not speak SQS's JSON protocol "
+            "(LocalStack before 3.0); using the query protocol",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _only_source_queue(dlq: SqsQueue) -> str:
-    sources = dlq.client.list_dead_letter_source_queues(QueueUrl=dlq.info.url).get("queueUrls", [])
+    sources = call_sqs(
+        "ListDeadLetterSourceQueues",
+        lambda: dlq.client.list_dead_letter_source_queues(QueueUrl=dlq.info.url),
+        queue_url=dlq.info.url,
+    ).get("queueUrls", [])
     if len(sources) != 1:
         raise SqsError(
             f"the dead-letter queue has {len(sources)} source queues; pass --to-queue-url"
@@ -119,6 +135,7 @@ def drain(args: argparse.Namespace) -> int:
             raise
     except (ConfigurationError, SqsError, SchemaError, DatabaseUnavailable) as error:
         return _fail(error)
+    _note_protocol("drain", queue)
 
     def sink_for_worker(index: int) -> Sink:
         # Worker 0 reuses the connection the schema check opened; the others each open

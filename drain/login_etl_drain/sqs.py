@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, replace
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -32,6 +33,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from .sqs_query import QuerySqsClient, is_query_error
+
 Record = dict[str, Any]
 """One record of a Lambda SQS event."""
 
@@ -39,6 +42,9 @@ MAX_PER_CALL: Final = 10  # SQS limit for ReceiveMessage / *Batch entries
 _LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
 _NOT_FOUND: Final = frozenset(
     ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue")
+)
+_UNKNOWN_REQUEST: Final = frozenset(
+    ("InvalidAction", "MissingAction", "UnknownOperationException", "InternalFailure")
 )
 _CREDENTIALS: Final = frozenset(
     (
@@ -87,20 +93,30 @@ class ClientOptions:
     endpoint_url: str | None
     region: str | None
     wait_seconds: int
+    protocol: Protocol = "json"
 
-    def make_client(self) -> Any:
+    def make_client(self, *, attempts: int = 3) -> Any:
         """A new client: one per worker, so connection pools are not shared."""
         session = boto3.session.Session(region_name=self.region)
         key = secret = None  # None: boto3's own chain (env, profile, instance role)
         if session.get_credentials() is None and _is_loopback(self.endpoint_url):
-            # LocalStack and moto accept any key; spare users of the seed's image from
+            # LocalStack and moto accept any key; spare users of the exercise's image from
             # configuring fake credentials. Never done for a real AWS endpoint.
             key = secret = "test"
+        # A long poll holds the response for WaitTimeSeconds; never time out before it.
+        read_timeout = self.wait_seconds + 10
+        if self.protocol == "query" and self.endpoint_url is not None:
+            credentials = Credentials(key, secret) if key and secret else session.get_credentials()
+            return QuerySqsClient(
+                self.endpoint_url,
+                region=self.region or session.region_name or "us-east-1",
+                credentials=credentials,
+                read_timeout=read_timeout,
+            )
         config = Config(
             connect_timeout=3,
-            # A long poll holds the response for WaitTimeSeconds; never time out before it.
-            read_timeout=self.wait_seconds + 10,
-            retries={"max_attempts": 3, "mode": "standard"},
+            read_timeout=read_timeout,
+            retries={"max_attempts": attempts, "mode": "standard"},
         )
         return call_sqs(
             "create the SQS client",
@@ -112,6 +128,11 @@ class ClientOptions:
                 aws_secret_access_key=secret,
             ),
         )
+
+
+Protocol = Literal["json", "query"]
+_QUERY_ENDPOINTS: set[str] = set()
+"""Endpoints found to speak only the query protocol in this process (asked once)."""
 
 
 class SqsQueue:
@@ -126,18 +147,28 @@ class SqsQueue:
     def open(
         cls, url: str, *, endpoint_url: str | None, region: str | None, wait_seconds: int = 20
     ) -> SqsQueue:
-        """Check the queue exists and read what records need (ARN) and the visibility timeout."""
+        """Check the queue exists and read what records need (ARN) and the visibility timeout.
+
+        This first call also picks the protocol: an endpoint other than AWS's own that
+        does not understand SQS's JSON protocol (LocalStack before 3.0) gets the query
+        protocol from then on (:attr:`protocol` says which).
+        """
         if region is None and boto3.session.Session().region_name is None:
             # Neither --region nor AWS_REGION / a profile: the queue URL may name it.
             region = region_from_url(url) or ("us-east-1" if _is_loopback(url) else None)
         options = ClientOptions(endpoint_url, region, wait_seconds)
-        client = options.make_client()
-        attributes = call_sqs(
-            "GetQueueAttributes",
-            lambda: client.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"]
-            )["Attributes"],
-            queue_url=url,
+        if endpoint_url in _QUERY_ENDPOINTS:
+            options = replace(options, protocol="query")
+
+        def first_call(client: Any) -> dict[str, Any]:
+            return dict(
+                client.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"]
+                )["Attributes"]
+            )
+
+        options, client, attributes = call_sqs(
+            "GetQueueAttributes", lambda: _choose_protocol(options, first_call), queue_url=url
         )
         arn = str(attributes["QueueArn"])
         info = QueueInfo(
@@ -149,8 +180,13 @@ class SqsQueue:
         return cls(info, options, client)
 
     @property
+    def protocol(self) -> Protocol:
+        """``json`` (AWS, LocalStack 3.0 and later, moto) or ``query`` (older endpoints)."""
+        return self._options.protocol
+
+    @property
     def client(self) -> Any:
-        """The boto3 SQS client (for operations this adapter does not wrap)."""
+        """The SQS client (boto3's, or :class:`QuerySqsClient` with the same methods)."""
         return self._client
 
     def clone(self) -> SqsQueue:
@@ -281,6 +317,45 @@ def _first_line(text: str) -> str:
 
 def _is_loopback(url: str | None) -> bool:
     return url is not None and urlsplit(url).hostname in _LOOPBACK
+
+
+def _choose_protocol[T](
+    options: ClientOptions, call: Callable[[Any], T]
+) -> tuple[ClientOptions, Any, T]:
+    """Make the first call in JSON; if the endpoint does not understand it, in query.
+
+    Only an endpoint other than AWS's own is asked in query, and only when the JSON
+    call failed without an SQS error code (LocalStack 0.14: HTTP 500, body ``{}``). If
+    the query call is not understood either, the JSON call's error stands.
+    """
+    if options.protocol == "query" or options.endpoint_url is None:
+        client = options.make_client()
+        return options, client, call(client)
+    try:
+        # One attempt: a server that does not speak JSON answers every retry the same.
+        result = call(options.make_client(attempts=1))
+    except ClientError as json_error:
+        if not _protocol_mismatch(json_error):
+            client = options.make_client()  # an SQS error or a transient one: retry as usual
+            return options, client, call(client)
+        query = replace(options, protocol="query")
+        client = query.make_client()
+        try:
+            result = call(client)
+        except ClientError as query_error:
+            if is_query_error(query_error):  # it speaks query: its error is the real one
+                _QUERY_ENDPOINTS.add(str(options.endpoint_url))
+                raise
+            raise json_error from None
+        _QUERY_ENDPOINTS.add(str(options.endpoint_url))
+        return query, client, result
+    return options, options.make_client(), result
+
+
+def _protocol_mismatch(error: ClientError) -> bool:
+    """A JSON-protocol call refused without an SQS error code, or as an unknown action."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    return code.isdigit() or code in _UNKNOWN_REQUEST
 
 
 def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = None) -> T:

@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
+from .dates import SentDates
 from .masking import Masker
 from .records import ParsedRow, Rejection, to_row
 from .table import TableShape
-
-_MS_PER_DAY = 86_400_000
-_EPOCH = date(1970, 1, 1)
 
 
 # A row waiting to be written: to_row's result with its message_id set (one object per
@@ -73,6 +71,7 @@ class BatchResult:
     rejections: Counter[str] = field(default_factory=Counter)
     fifo_held_back: int = 0
     unknown_keys: int = 0
+    implausible_sent_timestamps: int = 0  # dated today instead (see dates.py)
 
     @property
     def response(self) -> dict[str, list[dict[str, str]]]:
@@ -100,7 +99,7 @@ def process_batch(
         return result
     fifo = str(records[0].get("eventSourceARN", "")).endswith(".fifo")
     shape = sink.table_shape()
-    dates = _DateCache(today)
+    dates = SentDates(today)
     # Each message id once, in arrival order: the same message twice in one batch gets
     # one outcome for both.
     ids = [str(record["messageId"]) for record in records]
@@ -127,6 +126,7 @@ def process_batch(
             else:
                 rejected[message_id] = parsed
         result.unknown_keys = unknown_keys
+        result.implausible_sent_timestamps = dates.implausible
 
     outcome = sink.write(order, accepted_rows(), stop_at_first_rejection=fifo)
     rejected.update(outcome.rejected)
@@ -151,36 +151,3 @@ def process_batch(
     result.written = len(outcome.written)
     result.duplicates = len(outcome.duplicates)
     return result
-
-
-class _DateCache:
-    """ISO UTC date of ``SentTimestamp``; one date computation per distinct day."""
-
-    __slots__ = ("_by_day", "_today", "_today_value")
-
-    def __init__(self, today: Callable[[], date]) -> None:
-        self._by_day: dict[int, str] = {}
-        self._today = today
-        self._today_value: str | None = None
-
-    def _fallback(self) -> str:
-        if self._today_value is None:
-            self._today_value = self._today().isoformat()
-        return self._today_value
-
-    def for_record(self, record: Mapping[str, Any]) -> str:
-        attributes = record.get("attributes")
-        # dict, not Mapping: an ABC isinstance check costs more than the rest of this method.
-        sent = attributes.get("SentTimestamp") if isinstance(attributes, dict) else None
-        try:
-            day = int(sent) // _MS_PER_DAY  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return self._fallback()
-        cached = self._by_day.get(day)
-        if cached is None:
-            try:
-                cached = date.fromordinal(_EPOCH.toordinal() + day).isoformat()
-            except (OverflowError, ValueError):
-                return self._fallback()
-            self._by_day[day] = cached
-        return cached

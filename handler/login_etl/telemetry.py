@@ -29,6 +29,7 @@ def record_batch_metrics(result: BatchResult) -> None:
         ("DuplicatesSkipped", result.duplicates),
         ("FifoHeldBack", result.fifo_held_back),
         ("UnknownKeys", result.unknown_keys),
+        ("ImplausibleSentTimestamps", result.implausible_sent_timestamps),
     ):
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
