@@ -95,7 +95,7 @@ class ClientOptions:
     wait_seconds: int
     protocol: Protocol = "json"
 
-    def make_client(self, *, attempts: int = 3) -> Any:
+    def make_client(self, *, retry: bool = True) -> Any:
         """A new client: one per worker, so connection pools are not shared."""
         session = boto3.session.Session(region_name=self.region)
         key = secret = None  # None: boto3's own chain (env, profile, instance role)
@@ -116,7 +116,9 @@ class ClientOptions:
         config = Config(
             connect_timeout=3,
             read_timeout=read_timeout,
-            retries={"max_attempts": attempts, "mode": "standard"},
+            retries={"mode": "standard", "max_attempts": 3}
+            if retry
+            else {"mode": "standard", "total_max_attempts": 1},
         )
         return call_sqs(
             "create the SQS client",
@@ -333,7 +335,7 @@ def _choose_protocol[T](
         return options, client, call(client)
     try:
         # One attempt: a server that does not speak JSON answers every retry the same.
-        result = call(options.make_client(attempts=1))
+        result = call(options.make_client(retry=False))
     except ClientError as json_error:
         if not _protocol_mismatch(json_error):
             client = options.make_client()  # an SQS error or a transient one: retry as usual

@@ -1,0 +1,321 @@
+"""The query-protocol SQS client and the protocol choice, against moto's server over HTTP.
+
+moto answers both protocols, so it checks our requests and parsing independently of
+LocalStack; LocalStack 0.14.3 itself (query only) is in ``tests/exercise``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from login_etl_drain import cli, sqs
+from login_etl_drain.sqs import QueueNotFound, SqsQueue, call_sqs
+from login_etl_drain.sqs_query import QuerySqsClient, parse_response, serialize
+from tests.drain.conftest import BAD_MESSAGE, Db, login_bodies
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def client(moto_endpoint: str) -> QuerySqsClient:
+    return QuerySqsClient(moto_endpoint, region="us-east-1", credentials=Credentials("k", "s"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_protocol_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqs, "_QUERY_ENDPOINTS", set())
+
+
+class QueryOnlyFront:
+    """An endpoint that answers JSON-protocol requests as LocalStack 0.14 does (HTTP 500,
+    body ``{}``) and forwards query-protocol requests to moto."""
+
+    def __init__(self, backend: str) -> None:
+        self.json_requests = 0
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if "X-Amz-Target" in self.headers:
+                    front.json_requests += 1
+                    status, content = 500, b"{}"
+                else:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                    request = urllib.request.Request(backend + self.path, body, headers)
+                    try:
+                        with urllib.request.urlopen(request, timeout=30) as response:
+                            status, content = response.status, response.read()
+                    except urllib.error.HTTPError as error:
+                        status, content = error.code, error.read()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def query_only(moto_endpoint: str) -> Iterator[QueryOnlyFront]:
+    front = QueryOnlyFront(moto_endpoint)
+    yield front
+    front.close()
+
+
+def new_queue(client: QuerySqsClient, name: str, **attributes: str) -> str:
+    return str(client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
+# --- requests and responses ------------------------------------------------------------
+
+
+def test_requests_use_the_query_protocols_names() -> None:
+    assert serialize(
+        "ReceiveMessage",
+        {
+            "QueueUrl": "u",
+            "MaxNumberOfMessages": 10,
+            "AttributeNames": ["QueueArn"],
+            "MessageSystemAttributeNames": ["All"],
+            "MessageAttributeNames": ["All"],
+        },
+    ) == {
+        "Action": "ReceiveMessage",
+        "Version": "2012-11-05",
+        "QueueUrl": "u",
+        "MaxNumberOfMessages": "10",
+        "AttributeName.1": "QueueArn",
+        "AttributeName.2": "All",
+        "MessageAttributeName.1": "All",
+    }
+    assert serialize(
+        "SendMessageBatch",
+        {
+            "QueueUrl": "u",
+            "Entries": [
+                {
+                    "Id": "0",
+                    "MessageBody": "b",
+                    "MessageAttributes": {"k": {"DataType": "Binary", "BinaryValue": b"\x00"}},
+                }
+            ],
+        },
+    ) == {
+        "Action": "SendMessageBatch",
+        "Version": "2012-11-05",
+        "QueueUrl": "u",
+        "SendMessageBatchRequestEntry.1.Id": "0",
+        "SendMessageBatchRequestEntry.1.MessageBody": "b",
+        "SendMessageBatchRequestEntry.1.MessageAttribute.1.Name": "k",
+        "SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.DataType": "Binary",
+        "SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.BinaryValue": "AA==",
+    }
+    assert serialize("CreateQueue", {"QueueName": "q", "Attributes": {"DelaySeconds": "0"}}) == {
+        "Action": "CreateQueue",
+        "Version": "2012-11-05",
+        "QueueName": "q",
+        "Attribute.1.Name": "DelaySeconds",
+        "Attribute.1.Value": "0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [
+        (500, b"{}", "500"),  # what LocalStack 0.14 says to a JSON request
+        (502, b"<html>Bad gateway</html>", "502"),
+        (
+            400,
+            b'<?xml version="1.0"?><ErrorResponse xmlns="http://queue.amazonaws.com/doc/'
+            b'2012-11-05/"><Error><Type>Sender</Type><Code>AWS.SimpleQueueService.'
+            b"NonExistentQueue</Code><Message>no such queue</Message></Error>"
+            b"<RequestId>r</RequestId></ErrorResponse>",
+            "AWS.SimpleQueueService.NonExistentQueue",
+        ),
+    ],
+)
+def test_error_responses_become_client_errors(status: int, body: bytes, code: str) -> None:
+    with pytest.raises(ClientError) as raised:
+        parse_response("GetQueueUrl", status, body)
+    assert raised.value.response["Error"]["Code"] == code
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
+def test_every_call_the_drain_and_redrive_make(client: QuerySqsClient) -> None:
+    dlq = new_queue(client, "query-calls-dlq")
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
+    url = new_queue(client, "query-calls", VisibilityTimeout="7", RedrivePolicy=policy)
+    assert client.get_queue_url(QueueName="query-calls")["QueueUrl"] == url
+    attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "7"
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == dlq_arn
+    assert client.list_dead_letter_source_queues(QueueUrl=dlq)["queueUrls"] == [url]
+
+    sent = client.send_message(
+        QueueUrl=url,
+        MessageBody="one",
+        MessageAttributes={
+            "text": {"DataType": "String", "StringValue": "v"},
+            "raw": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+        },
+    )
+    batch = client.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "two"}, {"Id": "b", "MessageBody": "3"}]
+    )
+    assert sorted(e["Id"] for e in batch["Successful"]) == ["a", "b"]
+    assert batch["Failed"] == []
+
+    messages = client.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=0,
+        VisibilityTimeout=30,
+        MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )["Messages"]
+    assert sorted(m["Body"] for m in messages) == ["3", "one", "two"]
+    first = next(m for m in messages if m["MessageId"] == sent["MessageId"])
+    assert first["MessageAttributes"] == {
+        "text": {"DataType": "String", "StringValue": "v"},
+        "raw": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+    }
+    assert first["MD5OfBody"] == sent["MD5OfMessageBody"]
+    assert first["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert int(first["Attributes"]["SentTimestamp"]) > 1_000_000_000_000  # moto: ms
+
+    handles = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+    changed = client.change_message_visibility_batch(
+        QueueUrl=url, Entries=[h | {"VisibilityTimeout": 60} for h in handles]
+    )
+    assert len(changed["Successful"]) == 3
+    deleted = client.delete_message_batch(
+        QueueUrl=url, Entries=[*handles[:2], {"Id": "x", "ReceiptHandle": "not-a-handle"}]
+    )
+    assert sorted(e["Id"] for e in deleted["Successful"]) == ["0", "1"]
+    assert [(f["Id"], f["SenderFault"]) for f in deleted["Failed"]] == [("x", True)]
+    assert client.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"] == {"ApproximateNumberOfMessagesNotVisible": "1"}
+
+
+def test_a_missing_queue_is_the_adapters_queue_not_found(
+    client: QuerySqsClient, moto_endpoint: str
+) -> None:
+    url = f"{moto_endpoint}/123456789012/no-such-queue"
+    with pytest.raises(QueueNotFound, match="does not exist"):
+        call_sqs(
+            "GetQueueAttributes",
+            lambda: client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]),
+            queue_url=url,
+        )
+
+
+# --- which protocol an endpoint gets ----------------------------------------------------
+
+
+def test_an_endpoint_that_speaks_json_keeps_it(client: QuerySqsClient, moto_endpoint: str) -> None:
+    url = new_queue(client, "speaks-json")
+    queue = SqsQueue.open(url, endpoint_url=moto_endpoint, region="us-east-1", wait_seconds=0)
+    assert queue.protocol == "json"
+    assert type(queue.client).__name__ == "SQS"  # boto3's own client
+
+
+def test_an_endpoint_that_refuses_json_gets_query_once(
+    client: QuerySqsClient, query_only: QueryOnlyFront
+) -> None:
+    url = new_queue(client, "query-only")
+    queue = SqsQueue.open(url, endpoint_url=query_only.url, region="us-east-1", wait_seconds=0)
+    assert queue.protocol == "query"
+    assert query_only.json_requests == 1  # one attempt, no retries of a hopeless request
+    assert queue.clone().protocol == "query"
+    again = SqsQueue.open(url, endpoint_url=query_only.url, region="us-east-1", wait_seconds=0)
+    assert again.protocol == "query"
+    assert query_only.json_requests == 1  # remembered for the endpoint
+    assert queue.counts() == (0, 0)
+
+
+def test_a_missing_queue_on_a_query_only_endpoint_says_so(query_only: QueryOnlyFront) -> None:
+    url = f"{query_only.url}/123456789012/nothing-here"
+    with pytest.raises(QueueNotFound, match="nothing-here does not exist"):
+        SqsQueue.open(url, endpoint_url=query_only.url, region="us-east-1", wait_seconds=0)
+
+
+def test_aws_itself_is_never_asked_in_query(moto_sqs: Any) -> None:
+    # mock_aws answers as AWS; a missing queue there must not trigger a protocol probe.
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/missing"
+    with pytest.raises(QueueNotFound):
+        SqsQueue.open(url, endpoint_url=None, region="us-east-1", wait_seconds=0)
+    assert sqs._QUERY_ENDPOINTS == set()
+
+
+def test_drain_over_the_query_protocol(
+    client: QuerySqsClient,
+    query_only: QueryOnlyFront,
+    db: Db,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = new_queue(client, "query-drain", VisibilityTimeout="30")
+    bodies = login_bodies(24, seed=5)
+    bodies.insert(3, json.dumps(BAD_MESSAGE))
+    for body in bodies:
+        client.send_message(QueueUrl=url, MessageBody=body)
+
+    code = cli.main(
+        [
+            "drain",
+            "--queue-url",
+            url,
+            "--endpoint-url",
+            query_only.url,
+            "--region",
+            "us-east-1",
+            "--wait-seconds",
+            "0",
+            "--concurrency",
+            "2",
+        ]
+    )
+
+    captured = capsys.readouterr()
+    assert code == cli.EXIT_OK, captured.err
+    assert db.count() == 24
+    assert "written 24 | duplicates 0 | rejected 1" in captured.out
+    notes = [line for line in captured.err.splitlines() if "query protocol" in line]
+    assert notes == [
+        "login-etl drain: note: the SQS endpoint does not speak SQS's JSON protocol "
+        "(LocalStack before 3.0); using the query protocol"
+    ]
+    assert query_only.json_requests == 1
