@@ -18,7 +18,6 @@ from .masking import Masker
 from .records import ParsedRow, Rejection, to_row
 from .table import TableShape
 
-
 # A row waiting to be written: to_row's result with its message_id set (one object per
 # record instead of two: allocation is a measurable share of the per-record time).
 PendingRow = ParsedRow

@@ -278,7 +278,7 @@ def test_aws_itself_is_never_asked_in_query(moto_sqs: Any) -> None:
     url = "https://sqs.us-east-1.amazonaws.com/123456789012/missing"
     with pytest.raises(QueueNotFound):
         SqsQueue.open(url, endpoint_url=None, region="us-east-1", wait_seconds=0)
-    assert sqs._QUERY_ENDPOINTS == set()
+    assert not sqs._QUERY_ENDPOINTS
 
 
 def test_drain_over_the_query_protocol(
