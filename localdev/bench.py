@@ -198,7 +198,13 @@ def _bench_database(admin_url: str) -> Iterator[str]:
     finally:
         admin = _connect(admin_url)
         try:
-            admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            # Not DROP DATABASE ... WITH (FORCE): that needs PostgreSQL 13.
+            admin.run(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = :name AND pid <> pg_backend_pid()",
+                name=name,
+            )
+            admin.run(f"DROP DATABASE IF EXISTS {name}")
         finally:
             admin.close()
 

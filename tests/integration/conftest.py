@@ -17,14 +17,24 @@ from tests.conftest import LEGACY_DDL, Databases, Db
 PII_KEY = "integration-test-key-\u00e9"  # non-ASCII on purpose: the key is UTF-8 text
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
+def databases(server_databases: Databases) -> Databases:
+    """Here, the databases of the test's server (``pg_server``): for ``on_each_server``.
+
+    Function-scoped, unlike the suite-wide fixture it overrides: fixtures in this folder
+    with a wider scope must not use it.
+    """
+    return server_databases
+
+
+@pytest.fixture
 def seed_url(databases: Databases) -> str:
-    return databases.create()  # init_schema creates the seed's DDL
+    return databases.shared()  # init_schema creates the seed's DDL
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def legacy_url(databases: Databases) -> str:
-    return databases.create(LEGACY_DDL)
+    return databases.shared(LEGACY_DDL)
 
 
 def _fresh(url: str, monkeypatch: pytest.MonkeyPatch) -> Db:

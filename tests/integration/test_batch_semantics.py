@@ -17,9 +17,11 @@ from localdev.traffic import login_bodies, sqs_event
 from login_etl.config import ConfigurationError
 from login_etl.postgres import SMALL_BATCH_ROWS, DatabaseUnavailable
 from login_etl.table import SchemaError
-from tests.conftest import Databases
+from tests.conftest import Databases, on_each_server
 
 from .conftest import Db, failed_ids, load_event, record_ids
+
+pytestmark = on_each_server  # both write paths, bisection, the schema step: also on PG 10
 
 FIFO_ARN = "arn:aws:sqs:us-east-1:000000000000:login-queue.fifo"
 

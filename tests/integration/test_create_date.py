@@ -14,8 +14,11 @@ import pytest
 
 from localdev import traffic
 from localdev.traffic import sqs_event
+from tests.conftest import on_each_server
 
 from .conftest import Db, failed_ids
+
+pytestmark = on_each_server
 
 SENT = datetime(2025, 3, 9, 23, 59, 58, tzinfo=UTC)  # a day boundary two seconds later
 

@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from localdev.traffic import sqs_event
+from tests.conftest import on_each_server
 
 from .conftest import PII_KEY, Db, failed_ids, load_event, record_ids
+
+pytestmark = on_each_server  # both seed DDLs, the ledger, the view: also on PG 10
 
 
 def expected_mask(canonical: str) -> str:

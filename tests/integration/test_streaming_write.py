@@ -20,8 +20,11 @@ from login_etl import records
 from login_etl.masking import Masker
 from login_etl.pipeline import BatchResult, process_batch
 from login_etl.postgres import SMALL_BATCH_ROWS, ConnectionSettings, PostgresSink
+from tests.conftest import on_each_server
 
 from .conftest import PII_KEY, Db, failed_ids, record_ids
+
+pytestmark = on_each_server  # the streamed COPY and its ledger claims: also on PG 10
 
 LARGE = SMALL_BATCH_ROWS + 50
 FIFO_ARN = "arn:aws:sqs:us-east-1:000000000000:login-queue.fifo"
