@@ -173,9 +173,9 @@ def test_error_responses_become_client_errors(status: int, body: bytes, code: st
 
 def test_every_call_the_drain_and_redrive_make(client: QuerySqsClient) -> None:
     dlq = new_queue(client, "query-calls-dlq")
-    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
     url = new_queue(client, "query-calls", VisibilityTimeout="7", RedrivePolicy=policy)
     assert client.get_queue_url(QueueName="query-calls")["QueueUrl"] == url
