@@ -66,6 +66,23 @@ def login_bodies(count: int, *, seed: int = 0, invalid_ratio: float = 0.01) -> l
     return messages
 
 
+EXERCISE_QUEUE_SIZE = 100
+EXERCISE_NON_LOGIN_INDEX = 12  # where the seed data's one non-login message sits
+
+
+def exercise_queue_records(
+    seed: int = 0, *, count: int = EXERCISE_QUEUE_SIZE
+) -> list[dict[str, str | None]]:
+    """What the exercise's image loads into ``login-queue``: ``count`` login records of the
+    real data's shape (see ``login``) and, at index 12, its one non-login message. Deterministic
+    for a seed; the records are dicts, each sent as ``json.dumps(record)``."""
+    rng = random.Random(seed)
+    records = [login(rng) for _ in range(count)]
+    if count > EXERCISE_NON_LOGIN_INDEX:
+        records[EXERCISE_NON_LOGIN_INDEX] = dict(NON_LOGINS[0])
+    return records
+
+
 def sqs_record(
     body: str,
     *,

@@ -70,7 +70,13 @@ def _move_task(
         client.start_message_move_task(SourceArn=dlq.info.arn, DestinationArn=destination.info.arn)
     except Exception as error:  # noqa: BLE001 - classify, then re-raise as SqsError
         code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-        if code in _UNSUPPORTED or isinstance(error, AttributeError | NotImplementedError):
+        # A bare HTTP status as the code: no SQS error at all, e.g. LocalStack 0.14's
+        # "500 {}" for an action it does not know.
+        if (
+            code in _UNSUPPORTED
+            or str(code).isdigit()
+            or isinstance(error, AttributeError | NotImplementedError)
+        ):
             raise _Unsupported from None
         raise SqsError(f"StartMessageMoveTask failed: {code or error}") from None
     deadline = time.monotonic() + timeout_s
