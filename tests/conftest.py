@@ -173,13 +173,19 @@ class Databases:
             admin.close()
 
 
-@pytest.fixture(scope="session")
-def default_databases(server_url: str) -> Iterator[Databases]:
+@contextlib.contextmanager
+def dropped_at_the_end(server_url: str) -> Iterator[Databases]:
     dbs = Databases(server_url)
     try:
         yield dbs
     finally:
         dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def default_databases(server_url: str) -> Iterator[Databases]:
+    with dropped_at_the_end(server_url) as dbs:
+        yield dbs
 
 
 @pytest.fixture(scope="session")
@@ -190,11 +196,8 @@ def databases(default_databases: Databases) -> Databases:
 
 @pytest.fixture(scope="session")
 def pg10_databases(pg10_server_url: str) -> Iterator[Databases]:
-    dbs = Databases(pg10_server_url)
-    try:
+    with dropped_at_the_end(pg10_server_url) as dbs:
         yield dbs
-    finally:
-        dbs.drop_all()
 
 
 # The servers a test can run on, and the session fixture with each one's databases.
