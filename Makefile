@@ -16,7 +16,7 @@ help: ## list the targets
 setup: $(STAMP) ## create .venv (Python 3.13) with every pinned dev dependency
 
 $(STAMP): requirements-dev.txt handler/requirements.txt pyproject.toml
-	@PY313="$$(localdev/find-python313)" || exit 1; \
+	@PY313="$$(localdev/env/find-python313)" || exit 1; \
 	  echo "make setup: using $$PY313"; \
 	  test -x $(PY) || "$$PY313" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -37,28 +37,28 @@ lint: setup ## ruff (lint + import order) and mypy
 	$(PY) -m mypy
 
 pg-up: setup ## start the local Postgres (.local/postgres) and print its DATABASE_URL
-	@$(PY) -m localdev.postgres start
+	@$(PY) -m localdev.env.postgres start
 
 pg-down: setup ## stop the local Postgres
-	@$(PY) -m localdev.postgres stop
+	@$(PY) -m localdev.env.postgres stop
 
-db-init: setup ## create user_logins (seed DDL, if absent), the ledger and the analyst view
-	@$(PY) -m localdev.run_event --db-init-only
+db-init: setup ## create user_logins (current DDL, if absent), the ledger and the analyst view
+	@$(PY) -m localdev.lambda_local.run_event --db-init-only
 
 run-event: setup ## run lambda_handler on EVENT (default events/sqs-mixed-batch.json) against local Postgres
-	@$(PY) -m localdev.run_event $(EVENT)
+	@$(PY) -m localdev.lambda_local.run_event $(EVENT)
 
 bench: setup ## benchmark: naive vs COPY vs lambda_handler at several batch sizes (prints ratios)
 	$(PY) -m localdev.bench
 
 up: setup ## start LocalStack (127.0.0.1:4566) + Postgres in the background; writes .local/endpoints.env
-	@$(PY) -m localdev.stack up
+	@$(PY) -m localdev.env.stack up
 
 down: ## stop what `make up` started (and nothing else)
-	@if test -x $(PY); then $(PY) -m localdev.stack down; fi
+	@if test -x $(PY); then $(PY) -m localdev.env.stack down; fi
 
 deploy-local: up ## sam build + samlocal deploy --config-env local; PARAMS="K=V ..." adds/overrides parameters
-	@$(PY) -m localdev.deploy
+	@$(PY) -m localdev.env.deploy
 
 demo: setup ## the whole flow on LocalStack: up, db-init, deploy-local, send traffic, wait, summary
 	@$(MAKE) --no-print-directory up db-init deploy-local
@@ -68,10 +68,10 @@ soak: setup ## N messages (default 20,000; SOAK_ARGS="--messages N --seed S") th
 	@$(PY) -m localdev.soak $(SOAK_ARGS)
 
 invoke: setup ## sam local invoke on EVENT with events/env.json (needs a Docker engine)
-	@$(PY) -m localdev.invoke $(EVENT)
+	@$(PY) -m localdev.lambda_local.invoke $(EVENT)
 
 redrive: setup ## move the DLQ's messages back to the queue (local stack; or DLQ=url [TO=url])
-	@$(PY) -m localdev.redrive $(if $(DLQ),--dlq-url $(DLQ)) $(if $(TO),--to-queue-url $(TO))
+	@$(PY) -m localdev.env.redrive $(if $(DLQ),--dlq-url $(DLQ)) $(if $(TO),--to-queue-url $(TO))
 
 clean: ## remove build and test leftovers (keeps .venv and .local)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,31 +1,25 @@
-"""Realistic login traffic, generated (the seed's own messages are not ours to ship).
+"""Realistic login traffic, generated (the exercise's own messages are not ours to ship).
 
-Shape of real messages (see the contract): all values strings or null; ``locale`` null
-about 30% of the time; ``app_version`` ``x.y.z`` or ``x.y``, sometimes with trailing
-zeros (``"2.00"``, ``"0.60"``); now and then a message that is not a login at all.
+Shape of real messages (``docs/contract.md``, "Input and output"): all values strings or null;
+``locale`` null about 30% of the time; ``app_version`` ``x.y.z`` or ``x.y``, sometimes with
+trailing zeros (``"2.00"``, ``"0.60"``); now and then a message that is not a login at all.
 
     messages = login_bodies(1000, seed=7, invalid_ratio=0.01)
-    event = sqs_event(messages, queue_arn=DEFAULT_QUEUE_ARN)
+    event = localdev.lambda_event.sqs_event([m.body for m in messages])
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import uuid
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-DEFAULT_QUEUE_ARN = "arn:aws:sqs:us-east-1:000000000000:login-queue"
 LOCALES = ("RU", "PH", "ID", "CN", "FR", "PT", "BR", "US", "DE", "JP", "IN", "MX", "NG", "PL")
 NON_LOGINS = (
     {"foo": "oops_wrong_msg_type", "bar": "123"},
     {"event": "logout", "ts": "2026-01-01T00:00:00Z"},
 )
-
-
-SqsEvent = dict[str, list[dict[str, object]]]
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,7 @@ def login_bodies(count: int, *, seed: int = 0, invalid_ratio: float = 0.01) -> l
 
 
 EXERCISE_QUEUE_SIZE = 100
-EXERCISE_NON_LOGIN_INDEX = 12  # where the seed data's one non-login message sits
+EXERCISE_NON_LOGIN_INDEX = 12  # where the exercise data's one non-login message sits
 
 
 def exercise_queue_records(
@@ -75,73 +69,9 @@ def exercise_queue_records(
 ) -> list[dict[str, str | None]]:
     """What the exercise's image loads into ``login-queue``: ``count`` login records of the
     real data's shape (see ``login``) and, at index 12, its one non-login message. Deterministic
-    for a seed; the records are dicts, each sent as ``json.dumps(record)``."""
+    for a random seed; the records are dicts, each sent as ``json.dumps(record)``."""
     rng = random.Random(seed)
     records = [login(rng) for _ in range(count)]
     if count > EXERCISE_NON_LOGIN_INDEX:
         records[EXERCISE_NON_LOGIN_INDEX] = dict(NON_LOGINS[0])
     return records
-
-
-def sqs_record(
-    body: str,
-    *,
-    message_id: str,
-    sent_timestamp_ms: int | None,
-    queue_arn: str = DEFAULT_QUEUE_ARN,
-    receive_count: int = 1,
-) -> dict[str, object]:
-    """One record exactly as the Lambda SQS event source mapping delivers it."""
-    attributes: dict[str, str] = {
-        "ApproximateReceiveCount": str(receive_count),
-        "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-        "ApproximateFirstReceiveTimestamp": str((sent_timestamp_ms or 0) + 37),
-    }
-    if sent_timestamp_ms is not None:
-        attributes["SentTimestamp"] = str(sent_timestamp_ms)
-    if queue_arn.endswith(".fifo"):
-        attributes |= {
-            "MessageGroupId": "logins",
-            "SequenceNumber": "1",
-            "MessageDeduplicationId": message_id,
-        }
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"AQEB{uuid.uuid5(uuid.NAMESPACE_URL, message_id).hex}==",
-        "body": body,
-        "attributes": attributes,
-        "messageAttributes": {},
-        "md5OfBody": hashlib.md5(
-            body.encode("utf-8", "surrogatepass"), usedforsecurity=False
-        ).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": queue_arn.split(":")[3],
-    }
-
-
-def sqs_event(
-    bodies: Sequence[str],
-    *,
-    queue_arn: str = DEFAULT_QUEUE_ARN,
-    first_sent_ms: int = 1_764_000_000_000,
-    seed: int = 0,
-) -> SqsEvent:
-    """An SQS event for the handler, one record per body, message ids deterministic."""
-    rng = random.Random(seed)
-    return {
-        "Records": [
-            sqs_record(
-                body,
-                message_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                sent_timestamp_ms=first_sent_ms + i * 250,
-                queue_arn=queue_arn,
-            )
-            for i, body in enumerate(bodies)
-        ]
-    }
-
-
-def batches(messages: Sequence[Message], size: int) -> Iterator[Sequence[Message]]:
-    for start in range(0, len(messages), size):
-        yield messages[start : start + size]

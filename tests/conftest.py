@@ -13,9 +13,7 @@ from the binaries ``localdev.postgres10`` fetches; test ids show which
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import re
 import secrets
 import shutil
 import tempfile
@@ -29,9 +27,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pg8000.native
 import pytest
 
-from localdev import postgres as local_postgres
-from localdev import postgres10
-from login_etl.postgres import ConnectionSettings, connect
+from localdev.env import postgres as local_postgres
+from localdev.env import postgres10
+from login_etl.connection_settings import ConnectionSettings
+from login_etl.postgres import connect
+from tests.pii_guard import PiiGuard
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
@@ -151,7 +151,7 @@ class Databases:
             if ddl:
                 conn.run(ddl)
             if init:
-                from login_etl.schema import init_schema
+                from login_etl.postgres.schema import init_schema
 
                 init_schema(conn)
         finally:
@@ -233,7 +233,7 @@ def wait_for[T](
 @pytest.fixture(scope="session")
 def localstack_endpoint() -> Iterator[str]:
     """LocalStack's URL: started for the session, stopped after it unless it was already up."""
-    from localdev import localstack
+    from localdev.env import localstack
 
     started = localstack.start()
     try:
@@ -243,55 +243,6 @@ def localstack_endpoint() -> Iterator[str]:
             localstack.stop()
 
 
-# -- PII guard: no raw ip/device_id in any log line of the whole suite ---------------
-#
-# Every raw value the masker sees during the session is recorded, every line the
-# handler's logger writes is kept, and at the end of the session a leak fails the run.
-# Only values shaped like real PII are checked (IPv4/IPv6 addresses, NNN-NN-NNNN ids):
-# hypothesis also feeds tiny strings such as "0" that occur in any log line.
-
-_PII_SHAPE = re.compile(r"\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]{4,}|\d{3}-\d{2}-\d{4}")
-_raw_values: set[str] = set()
-_log_lines: list[str] = []
-
-
-class _KeepLines(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        _log_lines.append(self.format(record))
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    from login_etl import masking
-    from login_etl.telemetry import logger
-
-    for name in ("mask_ip", "mask_device_id"):
-        original = getattr(masking.Masker, name)
-
-        def recording(self: masking.Masker, value: str | None, _original: Any = original) -> Any:
-            if isinstance(value, str) and _PII_SHAPE.fullmatch(value.strip()):
-                _raw_values.add(value.strip())
-            return _original(self, value)
-
-        setattr(masking.Masker, name, recording)
-    keeper = _KeepLines()
-    keeper.setFormatter(logger.registered_formatter)
-    logger.addHandler(keeper)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    lambda_logs = REPO / ".local" / "lambda-logs"
-    text = "\n".join(_log_lines)
-    if lambda_logs.is_dir():  # the deployed function's own output in the e2e tests
-        text += "\n".join(p.read_text(errors="replace") for p in lambda_logs.glob("*.log"))
-    leaked = sorted(v for v in _raw_values if v in text)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    summary = (
-        f"PII guard: {len(_raw_values)} raw ip/device_id values seen, "
-        f"{len(_log_lines)} log lines checked, {len(leaked)} leaked"
-    )
-    if reporter is not None:
-        reporter.write_line(summary)
-    if leaked:
-        if reporter is not None:
-            reporter.write_line(f"PII guard: leaked values (first 5): {leaked[:5]}", red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    # See tests/pii_guard.py. The deployed function (e2e) writes its logs to files.
+    config.pluginmanager.register(PiiGuard(REPO / ".local" / "lambda-logs"), "pii-guard")

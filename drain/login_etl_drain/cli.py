@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-from login_etl.config import ConfigurationError, Settings, load_settings
-from login_etl.masking import Masker
-from login_etl.postgres import DatabaseUnavailable, PostgresSink, connect
+from login_etl.config import ConfigurationError
+from login_etl.postgres import DatabaseUnavailable, connect
+from login_etl.runtime import PipelineRuntime
 from login_etl.table import SchemaError
 
 from .progress import ProgressDisplay, Stats, summary_line
-from .runner import MAX_BATCH_SIZE, Drainer, DrainOptions, Sink, StopSwitch
+from .runner import MAX_BATCH_SIZE, Drainer, DrainOptions, StopSwitch
 from .sqs import SqsError, SqsQueue, call_sqs
 
 PROG = "login-etl"
@@ -121,8 +121,7 @@ def drain(args: argparse.Namespace) -> int:
         visibility_timeout=args.visibility_timeout,
     )
     try:
-        settings = load_settings(_environment(args.database_url))
-        first_sink = _checked_sink(settings, init_db=args.init_db)
+        runtime = _checked_runtime(_environment(args.database_url), init_db=args.init_db)
         try:
             queue = SqsQueue.open(
                 args.queue_url,
@@ -131,23 +130,22 @@ def drain(args: argparse.Namespace) -> int:
                 wait_seconds=options.wait_seconds,
             )
         except BaseException:
-            first_sink.close()
+            runtime.close()
             raise
     except (ConfigurationError, SqsError, SchemaError, DatabaseUnavailable) as error:
         return _fail(error)
     _note_protocol("drain", queue)
 
-    def sink_for_worker(index: int) -> Sink:
+    def pipeline_for_worker(index: int) -> PipelineRuntime:
         # Worker 0 reuses the connection the schema check opened; the others each open
         # their own (a pg8000 connection is not shared between threads).
-        return first_sink if index == 0 else PostgresSink(settings.database)
+        return runtime if index == 0 else runtime.for_worker()
 
     stats, switch = Stats(), StopSwitch()
     display = ProgressDisplay(stats, sys.stderr, interval_s=args.progress_interval)
     drainer = Drainer(
         queue,
-        sink_for_worker,
-        Masker(settings.masking_key),
+        pipeline_for_worker,
         options,
         stats=stats,
         switch=switch,
@@ -168,23 +166,25 @@ def drain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _checked_sink(settings: Settings, *, init_db: bool) -> PostgresSink:
-    """Connect and read the table shape now: a missing table fails before any receive."""
+def _checked_runtime(env: dict[str, str], *, init_db: bool) -> PipelineRuntime:
+    """Resolve the settings, connect and read the table shape now: a missing key or
+    table fails before any receive."""
+    runtime = PipelineRuntime(env)
+    settings = runtime.settings()
     if init_db:
-        from login_etl.schema import init_schema
+        from login_etl.postgres.schema import init_schema
 
         conn = connect(settings.database)
         try:
             init_schema(conn)
         finally:
             conn.close()
-    sink = PostgresSink(settings.database)
     try:
-        sink.table_shape()
+        runtime.table_shape()
     except BaseException:
-        sink.close()
+        runtime.close()
         raise
-    return sink
+    return runtime
 
 
 def _environment(database_url: str | None) -> dict[str, str]:

@@ -2,9 +2,10 @@
 
 Each worker: long-poll ReceiveMessage until it holds ``batch_size`` records (or the
 queue has no more right now), keep them invisible while in flight, run the SAME
-``process_batch`` as the Lambda, then delete only the records that were written or
-were duplicates. Rejected records are left alone: they reappear after the visibility
-timeout and, after ``maxReceiveCount``, the queue's redrive policy moves them to the DLQ.
+pipeline as the Lambda (a ``PipelineRuntime`` per worker), then delete only the records
+that were written or were duplicates. Rejected records are left alone: they reappear
+after the visibility timeout and, after ``maxReceiveCount``, the queue's redrive policy
+moves them to the DLQ.
 
 A batch-level exception (database unreachable, schema missing, ...) deletes nothing.
 Without ``follow`` it stops the run; with ``follow``, transient ones back off and retry.
@@ -15,12 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from login_etl.masking import Masker
-from login_etl.pipeline import LoginSink, RejectionLog, process_batch
+from login_etl.pipeline import BatchResult, RejectionLog
 from login_etl.postgres import DatabaseUnavailable
 
 from .lease import VisibilityLease
@@ -43,7 +43,13 @@ class DrainOptions:
     max_backoff_s: float = 60.0
 
 
-class Sink(LoginSink, Protocol):
+class Pipeline(Protocol):
+    """What a worker runs its batches through: ``login_etl.runtime.PipelineRuntime``."""
+
+    def process(
+        self, records: Iterable[Mapping[str, Any]], *, logger: RejectionLog
+    ) -> BatchResult: ...
+
     def close(self) -> None: ...
 
 
@@ -110,8 +116,7 @@ class Drainer:
     def __init__(
         self,
         queue: SqsQueue,
-        sink_for_worker: Callable[[int], Sink],
-        masker: Masker,
+        pipeline_for_worker: Callable[[int], Pipeline],
         options: DrainOptions,
         *,
         stats: Stats,
@@ -121,8 +126,7 @@ class Drainer:
         if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
             raise ValueError(f"batch size must be 1-{MAX_BATCH_SIZE}")
         self._queue = queue
-        self._sink_for_worker = sink_for_worker
-        self._masker = masker
+        self._pipeline_for_worker = pipeline_for_worker
         self._options = options
         self._stats = stats
         self._switch = switch
@@ -164,12 +168,12 @@ class Drainer:
     def _worker(self, index: int, queue: SqsQueue) -> None:
         options = self._options
         idle = failures = 0
-        sink: Sink | None = None
+        pipeline: Pipeline | None = None
         try:
-            sink = self._sink_for_worker(index)
+            pipeline = self._pipeline_for_worker(index)
             while not self._switch.stopped:
                 try:
-                    handled = self._one_batch(queue, sink)
+                    handled = self._one_batch(queue, pipeline)
                 except Exception as error:
                     if not (options.follow and is_transient(error)):
                         raise
@@ -187,10 +191,10 @@ class Drainer:
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             self._switch.fail(error)
         finally:
-            if sink is not None:
-                sink.close()
+            if pipeline is not None:
+                pipeline.close()
 
-    def _one_batch(self, queue: SqsQueue, sink: Sink) -> bool:
+    def _one_batch(self, queue: SqsQueue, pipeline: Pipeline) -> bool:
         """Receive, process, delete one batch. False when the queue gave nothing."""
         with VisibilityLease(queue, self._visibility_s) as lease:
             records = self._gather(queue, lease)
@@ -200,9 +204,7 @@ class Drainer:
                 return True  # stopping: leave them; they reappear after the timeout
             try:
                 try:
-                    result = process_batch(
-                        records, sink=sink, masker=self._masker, logger=self._rejections
-                    )
+                    result = pipeline.process(records, logger=self._rejections)
                 except BaseException:
                     self._stats.add_failed_batch(len(records))
                     raise

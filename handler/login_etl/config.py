@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from .postgres import ConnectionSettings
+from .connection_settings import ConnectionSettings
 from .secrets import SecretSource
 
 CONFIG_VARIABLES = (

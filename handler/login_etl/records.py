@@ -5,7 +5,7 @@ and the field, never the offending value (it may be PII).
 
 Example::
 
-    row = to_row('{"user_id": "u1", "ip": "10.0.0.1"}', SEED_SHAPE, masker, "2026-01-01")
+    row = to_row('{"user_id": "u1", "ip": "10.0.0.1"}', CURRENT_SHAPE, masker, "2026-01-01")
     # ParsedRow(row=('u1', None, '<64 hex>', None, None, None, '2026-01-01'), unknown_keys=0,
     #           copy_line='u1\\t\\\\N\\t<64 hex>\\t…\\t2026-01-01', message_id='')
 """

@@ -33,8 +33,8 @@ class SchemaError(RuntimeError):
 class TableShape:
     """The parts of ``user_logins`` that change what a row looks like.
 
-    The seed ships two DDLs: integer ``app_version`` with ``create_date``, and
-    ``varchar(100)`` ``app_version`` without ``create_date``.
+    Two DDLs are in use: the current one (integer ``app_version``, ``create_date``)
+    and the legacy one (``varchar(100)`` ``app_version``, no ``create_date``).
     """
 
     app_version_kind: AppVersionKind
@@ -47,5 +47,5 @@ class TableShape:
         return ROW_COLUMNS if self.has_create_date else ROW_COLUMNS[:-1]
 
 
-SEED_SHAPE = TableShape(AppVersionKind.INTEGER, None, has_create_date=True)
-LEGACY_SEED_SHAPE = TableShape(AppVersionKind.TEXT, 100, has_create_date=False)
+CURRENT_SHAPE = TableShape(AppVersionKind.INTEGER, None, has_create_date=True)
+LEGACY_SHAPE = TableShape(AppVersionKind.TEXT, 100, has_create_date=False)

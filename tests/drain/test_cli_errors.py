@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from moto.core import set_initial_no_auth_action_count
 
-from localdev.postgres import free_port
-from localdev.queues import queue_depth as queue_counts
+from localdev.env.postgres import free_port
+from localdev.env.sqs import queue_counts
 from login_etl_drain import cli
 from tests.conftest import Databases
 from tests.drain.conftest import Db, login_bodies, make_queue, send_batched

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from localdev.queues import queue_depth as queue_counts
-from login_etl.masking import Masker
-from login_etl.pipeline import process_batch
-from login_etl.postgres import ConnectionSettings, DatabaseUnavailable, PostgresSink, connect
+from localdev.env.sqs import queue_counts
+from login_etl.connection_settings import ConnectionSettings
+from login_etl.postgres import DatabaseUnavailable, connect
+from login_etl.runtime import PipelineRuntime
 from login_etl_drain import cli
 from login_etl_drain.progress import Stats
 from login_etl_drain.runner import Drainer, DrainOptions, StopSwitch
@@ -66,11 +66,11 @@ def test_records_written_before_a_crash_are_duplicates_and_get_deleted(
     send_batched(moto_sqs, url, login_bodies(10))
     queue = SqsQueue.open(url, endpoint_url=None, region="us-east-1", wait_seconds=0)
     records = queue.receive(10, wait_seconds=0, visibility_timeout=1)
-    sink = PostgresSink(ConnectionSettings.from_url(db.url))
+    runtime = PipelineRuntime({"DATABASE_URL": db.url, "PII_HASH_KEY": PII_KEY})
     try:
-        process_batch(records, sink=sink, masker=Masker(PII_KEY.encode()), logger=_NullLog())
+        runtime.process(records, logger=_NullLog())
     finally:
-        sink.close()
+        runtime.close()
     time.sleep(1.2)
 
     assert drain(url) == 0
@@ -149,8 +149,8 @@ def test_a_database_failure_mid_run_deletes_nothing(moto_sqs: Any, db: Db) -> No
     url, _ = make_queue(moto_sqs, "dbfail")
     send_batched(moto_sqs, url, login_bodies(30))
     settings = ConnectionSettings.from_url(db.url)
-    sink = PostgresSink(ConnectionSettings(**{**_fields(settings), "statement_timeout_ms": 300}))
-    sink.table_shape()  # connected and prepared before the lock, as the CLI does
+    runtime = short_timeout_runtime(db.url)
+    runtime.table_shape()  # connected and prepared before the lock, as the CLI does
     locker = connect(settings)
     locker.run("BEGIN")
     locker.run("LOCK TABLE user_logins IN ACCESS EXCLUSIVE MODE")
@@ -159,8 +159,7 @@ def test_a_database_failure_mid_run_deletes_nothing(moto_sqs: Any, db: Db) -> No
         queue = SqsQueue.open(url, endpoint_url=None, region="us-east-1", wait_seconds=0)
         Drainer(
             queue,
-            lambda _: sink,
-            Masker(PII_KEY.encode()),
+            lambda _: runtime,
             DrainOptions(wait_seconds=0, idle_polls=1),
             stats=stats,
             switch=switch,
@@ -180,8 +179,8 @@ def test_follow_mode_retries_after_a_database_failure(moto_sqs: Any, db: Db) -> 
     url, _ = make_queue(moto_sqs, "retry", visibility_timeout=1)
     send_batched(moto_sqs, url, login_bodies(20))
     settings = ConnectionSettings.from_url(db.url)
-    sink = PostgresSink(ConnectionSettings(**{**_fields(settings), "statement_timeout_ms": 300}))
-    sink.table_shape()
+    runtime = short_timeout_runtime(db.url)
+    runtime.table_shape()
     locker = connect(settings)
     locker.run("BEGIN")
     locker.run("LOCK TABLE user_logins IN ACCESS EXCLUSIVE MODE")
@@ -204,8 +203,7 @@ def test_follow_mode_retries_after_a_database_failure(moto_sqs: Any, db: Db) -> 
     try:
         Drainer(
             queue,
-            lambda _: sink,
-            Masker(PII_KEY.encode()),
+            lambda _: runtime,
             DrainOptions(wait_seconds=1, follow=True, max_backoff_s=1),
             stats=stats,
             switch=switch,
@@ -222,8 +220,10 @@ def test_follow_mode_retries_after_a_database_failure(moto_sqs: Any, db: Db) -> 
     assert db.count() == 20
 
 
-def _fields(settings: ConnectionSettings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+def short_timeout_runtime(database_url: str) -> PipelineRuntime:
+    """The drain's runtime with a 300 ms statement timeout (a locked table fails fast)."""
+    env = {"DATABASE_URL": database_url, "DB_STATEMENT_TIMEOUT_MS": "300", "PII_HASH_KEY": PII_KEY}
+    return PipelineRuntime(env)
 
 
 class _NullLog:

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from localdev.queues import queue_depth as queue_counts
+from localdev.env.sqs import queue_counts
 from login_etl_drain import cli
 from tests.drain.conftest import (
     BAD_MESSAGE,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from localdev.queues import queue_depth as queue_counts
+from localdev.env.sqs import queue_counts
 from login_etl_drain.cli import main
 from login_etl_drain.redrive import redrive
 from login_etl_drain.sqs import SqsQueue

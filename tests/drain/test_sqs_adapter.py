@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from localdev import traffic
-from localdev.queues import queue_depth as queue_counts
+from localdev import lambda_event as traffic
+from localdev.env.sqs import queue_counts
+from login_etl.connection_settings import ConnectionSettings
 from login_etl.masking import Masker
 from login_etl.pipeline import process_batch
-from login_etl.postgres import ConnectionSettings, PostgresSink
+from login_etl.postgres import PostgresSink
 from login_etl_drain.lease import VisibilityLease
 from login_etl_drain.sqs import QueueNotFound, SqsQueue, region_from_url
 from tests.drain.conftest import PII_KEY, Db, login_bodies, make_queue

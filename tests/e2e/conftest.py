@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not add the cwd
     sys.path.insert(0, str(REPO_ROOT))
 
-from localdev import deploy, sam  # noqa: E402
+from localdev.env import deploy, sam  # noqa: E402
 
 # Small on purpose: a rejected message is retried every VISIBILITY_S and dead-lettered after
 # MAX_RECEIVE_COUNT deliveries, so the whole flow takes seconds.

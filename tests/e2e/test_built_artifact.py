@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from localdev import sam
-from localdev.run_event import LocalContext
+from localdev.env import sam
+from localdev.lambda_event import LocalContext
 from tests.conftest import EVENTS, Databases, admin_connect
 
 pytestmark = pytest.mark.e2e

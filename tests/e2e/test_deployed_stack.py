@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from localdev import traffic
-from localdev.demo_summary import read_function_logs
-from localdev.queues import queue_depth
+from localdev.env.function_logs import read_function_logs
+from localdev.env.sqs import queue_counts as queue_depth
 from tests.conftest import Databases, admin_connect, wait_for
 from tests.e2e.conftest import FAST_PARAMS, Deployer, client
 

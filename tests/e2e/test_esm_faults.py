@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from localdev import traffic
-from localdev.queues import queue_depth as depth
-from localdev.soak import STACK_PARAMS, SoakConfig, run_soak
-from localdev.soak_db import SoakDatabase
-from localdev.soak_faults import FaultSettings
+from localdev.env.sqs import queue_counts as depth
+from localdev.soak.db import SoakDatabase
+from localdev.soak.faults import FaultSettings
+from localdev.soak.run import STACK_PARAMS, SoakConfig, run_soak
 from tests.conftest import wait_for
 from tests.e2e.conftest import Deployer, client
 

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from localdev import traffic
-from localdev.demo import set_polling
-from localdev.queues import queue_depth as depth
-from localdev.soak_db import SoakDatabase
-from localdev.soak_stream import read_all
+from localdev.env.deploy import set_polling
+from localdev.env.sqs import queue_counts as depth
+from localdev.env.sqs import read_all
+from localdev.soak.db import SoakDatabase
 from tests.conftest import wait_for
 from tests.e2e.conftest import Deployer, client
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from localdev.soak import STACK_PARAMS, SoakConfig, run_soak
-from localdev.soak_faults import KINDS, FaultSettings
+from localdev.soak.faults import KINDS, FaultSettings
+from localdev.soak.run import STACK_PARAMS, SoakConfig, run_soak
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from localdev import localstack_0143 as ls0143
-from localdev.localstack_0143 import loader, query
+from localdev.env import localstack_0143 as ls0143
+from localdev.env.localstack_0143 import loader, query
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from localdev.localstack_0143 import loader, query
+from localdev.env.localstack_0143 import loader, query
 from localdev.traffic import exercise_queue_records
 from tests.exercise.conftest import LocalStack0143
 
@@ -48,7 +48,7 @@ def drain(
     return got
 
 
-def test_exercise_records_have_the_seed_data_shape() -> None:
+def test_exercise_records_have_the_exercise_data_shape() -> None:
     records = exercise_queue_records()
     assert records == exercise_queue_records()  # deterministic
     assert len(records) == 100

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from localdev.run_event import LocalContext
+from localdev.lambda_event import LocalContext
 from tests.conftest import LEGACY_DDL, Databases, Db
 
 PII_KEY = "integration-test-key-\u00e9"  # non-ASCII on purpose: the key is UTF-8 text
@@ -28,8 +28,8 @@ def databases(server_databases: Databases) -> Databases:
 
 
 @pytest.fixture
-def seed_url(databases: Databases) -> str:
-    return databases.shared()  # init_schema creates the seed's DDL
+def current_ddl_url(databases: Databases) -> str:
+    return databases.shared()  # init_schema creates the current DDL
 
 
 @pytest.fixture
@@ -54,14 +54,14 @@ def _fresh(url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
 
 
 @pytest.fixture
-def db(seed_url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
-    """The seed's DDL (integer app_version, create_date), emptied, configured for the handler."""
-    return _fresh(seed_url, monkeypatch)
+def db(current_ddl_url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
+    """The current DDL (integer app_version, create_date), emptied, configured for the handler."""
+    return _fresh(current_ddl_url, monkeypatch)
 
 
 @pytest.fixture
 def legacy_db(legacy_url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
-    """The seed's older DDL (varchar app_version, no create_date)."""
+    """The legacy DDL (varchar app_version, no create_date)."""
     return _fresh(legacy_url, monkeypatch)
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from localdev.traffic import sqs_event
+from localdev.lambda_event import sqs_event
 from login_etl.postgres import SMALL_BATCH_ROWS
 
 from .conftest import Db, failed_ids, record_ids

@@ -12,8 +12,9 @@ from typing import Any
 import pg8000.core
 import pytest
 
-from localdev.postgres import free_port
-from localdev.traffic import login_bodies, sqs_event
+from localdev.env.postgres import free_port
+from localdev.lambda_event import sqs_event
+from localdev.traffic import login_bodies
 from login_etl.config import ConfigurationError
 from login_etl.postgres import SMALL_BATCH_ROWS, DatabaseUnavailable
 from login_etl.table import SchemaError
@@ -240,7 +241,7 @@ def test_db_init_is_idempotent_and_never_alters_user_logins(databases: Databases
         " WHERE table_name = 'user_logins' ORDER BY ordinal_position"
     )
     before = db.query(columns)
-    from login_etl.schema import init_schema
+    from login_etl.postgres.schema import init_schema
 
     conn = db.connect()
     try:

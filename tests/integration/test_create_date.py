@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from localdev import traffic
-from localdev.traffic import sqs_event
+from localdev.lambda_event import sqs_event
 from tests.conftest import on_each_server
 
 from .conftest import Db, failed_ids

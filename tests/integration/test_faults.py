@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from localdev import postgres as local_postgres
-from localdev.postgres import free_port
-from localdev.traffic import login_bodies, sqs_event
+from localdev.env import postgres as local_postgres
+from localdev.env.postgres import free_port
+from localdev.lambda_event import sqs_event
+from localdev.traffic import login_bodies
 from login_etl.config import ConfigurationError
 from login_etl.postgres import DatabaseUnavailable, PostgresSink
 from tests.conftest import server_data_dir, with_database
@@ -33,7 +34,7 @@ def _own_server(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[local_postgres.LocalPostgres, Db]]:
     server = local_postgres.start(data_dir, port=0)
-    from localdev.run_event import init_database
+    from localdev.env.database import init_database
 
     init_database(server.url)
     monkeypatch.setenv("DATABASE_URL", server.url)

@@ -1,4 +1,4 @@
-"""lambda_handler against a real Postgres: rows, masking, ledger, both seed DDLs."""
+"""lambda_handler against a real Postgres: rows, masking, ledger, both DDLs."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from localdev.traffic import sqs_event
+from localdev.lambda_event import sqs_event
 from tests.conftest import on_each_server
 
 from .conftest import PII_KEY, Db, failed_ids, load_event, record_ids
 
-pytestmark = on_each_server  # both seed DDLs, the ledger, the view: also on PG 10
+pytestmark = on_each_server  # both DDLs, the ledger, the view: also on PG 10
 
 
 def expected_mask(canonical: str) -> str:

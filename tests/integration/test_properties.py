@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from localdev.traffic import login_bodies, sqs_event
+from localdev.lambda_event import sqs_event
+from localdev.traffic import login_bodies
 
 from .conftest import Db, failed_ids, load_event, record_ids
 

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from localdev.traffic import login_bodies, sqs_event
+from localdev.lambda_event import sqs_event
+from localdev.traffic import login_bodies
 from login_etl import records
+from login_etl.connection_settings import ConnectionSettings
 from login_etl.masking import Masker
 from login_etl.pipeline import BatchResult, process_batch
-from login_etl.postgres import SMALL_BATCH_ROWS, ConnectionSettings, PostgresSink
+from login_etl.postgres import SMALL_BATCH_ROWS, PostgresSink
 from tests.conftest import on_each_server
 
 from .conftest import PII_KEY, Db, failed_ids, record_ids

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from localdev import postgres as local_postgres
-from login_etl.postgres import ConnectionSettings, DatabaseUnavailable, connect
+from localdev.env import postgres as local_postgres
+from login_etl.connection_settings import ConnectionSettings
+from login_etl.postgres import DatabaseUnavailable, connect
 from tests.conftest import server_data_dir
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from login_etl.copyformat import copy_line, copy_text
 from login_etl.masking import Masker
 from login_etl.records import ParsedRow, to_row
-from login_etl.table import LEGACY_SEED_SHAPE, SEED_SHAPE, TableShape
+from login_etl.table import CURRENT_SHAPE, LEGACY_SHAPE, TableShape
 
 MASKER = Masker(b"test-key")
 DAY = "2026-01-02"
@@ -37,7 +37,7 @@ def test_copy_text_ends_every_line() -> None:
 
 def test_a_plain_body_gets_its_line_from_to_row() -> None:
     body = json.dumps({"user_id": "u1", "ip": "10.0.0.1", "app_version": "1.2"})
-    parsed = to_row(body, SEED_SHAPE, MASKER, DAY)
+    parsed = to_row(body, CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(parsed, ParsedRow)
     assert parsed.copy_line is not None
     assert parsed.copy_line == copy_line(parsed.row)
@@ -45,7 +45,7 @@ def test_a_plain_body_gets_its_line_from_to_row() -> None:
 
 @pytest.mark.parametrize("body", ['{"user_id": "u\\u00e9"}', '{"user_id": "caf\u00e9"}'])
 def test_a_body_with_escapes_or_non_ascii_leaves_the_line_to_the_sink(body: str) -> None:
-    parsed = to_row(body, SEED_SHAPE, MASKER, DAY)
+    parsed = to_row(body, CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(parsed, ParsedRow)
     assert parsed.copy_line is None
 
@@ -62,7 +62,7 @@ login = st.fixed_dictionaries(
 )
 
 
-@given(obj=login, shape=st.sampled_from([SEED_SHAPE, LEGACY_SEED_SHAPE]))
+@given(obj=login, shape=st.sampled_from([CURRENT_SHAPE, LEGACY_SHAPE]))
 def test_to_rows_own_line_is_always_the_escaped_line(
     obj: dict[str, object], shape: TableShape
 ) -> None:

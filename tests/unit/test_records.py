@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from login_etl.masking import Masker
 from login_etl.records import ParsedRow, Rejection, to_row
-from login_etl.table import LEGACY_SEED_SHAPE, SEED_SHAPE, TableShape
+from login_etl.table import CURRENT_SHAPE, LEGACY_SHAPE, TableShape
 
 KEY = b"test-key"
 MASKER = Masker(KEY)
@@ -34,7 +34,7 @@ SAMPLE = {
     "locale": "RU",
     "device_id": "593-47-5928",
 }
-SEED_COLUMNS = (
+CURRENT_COLUMNS = (
     "user_id",
     "device_type",
     "masked_ip",
@@ -54,14 +54,14 @@ def body(**fields: Any) -> str:
     return json.dumps({k: v for k, v in obj.items() if v is not ...})
 
 
-def accept(raw: str, shape: TableShape = SEED_SHAPE) -> dict[str, object]:
+def accept(raw: str, shape: TableShape = CURRENT_SHAPE) -> dict[str, object]:
     result = to_row(raw, shape, MASKER, DAY)
     assert isinstance(result, ParsedRow), result
     assert len(result.row) == len(shape.columns)
     return dict(zip(shape.columns, result.row, strict=True))
 
 
-def reject(raw: object, field: str | None, shape: TableShape = SEED_SHAPE) -> Rejection:
+def reject(raw: object, field: str | None, shape: TableShape = CURRENT_SHAPE) -> Rejection:
     result = to_row(raw, shape, MASKER, DAY)
     assert isinstance(result, Rejection), result
     assert REASON_CODE.fullmatch(result.reason), result.reason
@@ -77,12 +77,12 @@ def assert_not_leaked(rejection: Rejection, secret: str) -> None:
 # --- the happy path -----------------------------------------------------------------
 
 
-def test_seed_shape_columns() -> None:
-    assert SEED_SHAPE.columns == SEED_COLUMNS
-    assert LEGACY_SEED_SHAPE.columns == SEED_COLUMNS[:-1]
+def test_current_shape_columns() -> None:
+    assert CURRENT_SHAPE.columns == CURRENT_COLUMNS
+    assert LEGACY_SHAPE.columns == CURRENT_COLUMNS[:-1]
 
 
-def test_sample_message_seed_shape() -> None:
+def test_sample_message_current_shape() -> None:
     row = accept(json.dumps(SAMPLE))
     assert row == {
         "user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae",
@@ -97,16 +97,16 @@ def test_sample_message_seed_shape() -> None:
 
 
 def test_create_date_is_the_given_date() -> None:
-    other = to_row(json.dumps(SAMPLE), SEED_SHAPE, MASKER, "1999-12-31")
+    other = to_row(json.dumps(SAMPLE), CURRENT_SHAPE, MASKER, "1999-12-31")
     assert isinstance(other, ParsedRow)
     assert str(other.row[-1]) == "1999-12-31"
 
 
 def test_sample_message_legacy_shape_has_no_create_date() -> None:
-    result = to_row(json.dumps(SAMPLE), LEGACY_SEED_SHAPE, MASKER, DAY)
+    result = to_row(json.dumps(SAMPLE), LEGACY_SHAPE, MASKER, DAY)
     assert isinstance(result, ParsedRow)
     assert len(result.row) == 6
-    assert dict(zip(SEED_COLUMNS[:-1], result.row, strict=True)) == {
+    assert dict(zip(CURRENT_COLUMNS[:-1], result.row, strict=True)) == {
         "user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae",
         "device_type": "android",
         "masked_ip": HMAC_IP,
@@ -152,7 +152,7 @@ def test_ip_and_device_id_are_canonicalised_before_masking() -> None:
     ],
 )
 def test_row_never_contains_raw_ip_or_device_id(ip: str, device_id: str) -> None:
-    result = to_row(body(ip=ip, device_id=device_id), SEED_SHAPE, MASKER, DAY)
+    result = to_row(body(ip=ip, device_id=device_id), CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(result, ParsedRow)
     for value in result.row:
         text = str(value)
@@ -179,25 +179,25 @@ def test_app_version_integer_column_rejects(version: object) -> None:
 
 @pytest.mark.parametrize("version", ["2.3.0", "2.00", " 2.3 ", "abc", "1.2.3.4", "", "x" * 100])
 def test_app_version_text_column_stores_string_as_sent(version: str) -> None:
-    assert accept(body(app_version=version), LEGACY_SEED_SHAPE)["app_version"] == version
+    assert accept(body(app_version=version), LEGACY_SHAPE)["app_version"] == version
 
 
 def test_app_version_text_column_rejects_over_100_characters() -> None:
-    rejection = reject(body(app_version="v" * 101), "app_version", LEGACY_SEED_SHAPE)
+    rejection = reject(body(app_version="v" * 101), "app_version", LEGACY_SHAPE)
     assert_not_leaked(rejection, "v" * 101)
 
 
 def test_app_version_text_column_null() -> None:
-    assert accept(body(app_version=None), LEGACY_SEED_SHAPE)["app_version"] is None
-    assert accept(body(app_version=...), LEGACY_SEED_SHAPE)["app_version"] is None
+    assert accept(body(app_version=None), LEGACY_SHAPE)["app_version"] is None
+    assert accept(body(app_version=...), LEGACY_SHAPE)["app_version"] is None
 
 
 @pytest.mark.parametrize("version", [{"v": 1}, ["1"], []])
 def test_app_version_text_column_rejects_non_string(version: object) -> None:
-    reject(body(app_version=version), "app_version", LEGACY_SEED_SHAPE)
+    reject(body(app_version=version), "app_version", LEGACY_SHAPE)
 
 
-@pytest.mark.parametrize("shape", [SEED_SHAPE, LEGACY_SEED_SHAPE])
+@pytest.mark.parametrize("shape", [CURRENT_SHAPE, LEGACY_SHAPE])
 def test_app_version_nul_or_lone_surrogate_rejected(shape: TableShape) -> None:
     reject(body(app_version="2.3\x00"), "app_version", shape)
     reject(body(app_version="2.3\ud800"), "app_version", shape)
@@ -223,7 +223,7 @@ def test_invalid_json_rejected(raw: str) -> None:
     ],
 )
 def test_json_is_parsed_as_json_loads_parses_it(raw: str, valid: bool) -> None:
-    result = to_row(raw, SEED_SHAPE, MASKER, DAY)
+    result = to_row(raw, CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(result, ParsedRow) is valid
 
 
@@ -245,7 +245,7 @@ def test_invalid_json_exactly_when_json_loads_fails(raw: str) -> None:
         loads_ok = True
     except ValueError:
         loads_ok = False
-    result = to_row(raw, SEED_SHAPE, MASKER, DAY)
+    result = to_row(raw, CURRENT_SHAPE, MASKER, DAY)
     assert (isinstance(result, Rejection) and result.reason == "invalid_json") is not loads_ok
 
 
@@ -263,7 +263,7 @@ def test_invalid_and_non_object_have_different_reasons() -> None:
 def test_deeply_nested_or_huge_json_is_rejected_not_raised() -> None:
     reject("[" * 100_000 + "]" * 100_000, None)
     # an unknown key whose value is an int beyond Python's int-parsing digit limit
-    result = to_row('{"user_id": "u", "n": ' + "9" * 10_000 + "}", SEED_SHAPE, MASKER, DAY)
+    result = to_row('{"user_id": "u", "n": ' + "9" * 10_000 + "}", CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(result, (ParsedRow, Rejection))
 
 
@@ -353,7 +353,7 @@ def test_lone_surrogate_escape_rejected(field: str, escape: str) -> None:
     raw = body(**{field: "PLACEHOLDER"}).replace('"PLACEHOLDER"', f'"{escape}"')
     assert escape in raw
     reject(raw, field)
-    reject(raw, field, LEGACY_SEED_SHAPE)
+    reject(raw, field, LEGACY_SHAPE)
 
 
 @pytest.mark.parametrize("field", TEXT_FIELDS)
@@ -378,10 +378,10 @@ def test_distinct_reasons_per_failure_kind(field: str) -> None:
 def test_unknown_keys_ignored_and_counted() -> None:
     extra = {"foo": "SECRET-FOO", "bar": {"nested": [1, 2]}, "USER_ID": "x", "ip ": "1.1.1.1"}
     raw = json.dumps({**SAMPLE, **extra})
-    result = to_row(raw, SEED_SHAPE, MASKER, DAY)
+    result = to_row(raw, CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(result, ParsedRow)
     assert result.unknown_keys == len(extra)
-    plain = to_row(json.dumps(SAMPLE), SEED_SHAPE, MASKER, DAY)
+    plain = to_row(json.dumps(SAMPLE), CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(plain, ParsedRow)
     assert plain.unknown_keys == 0
     assert result.row == plain.row
@@ -390,13 +390,13 @@ def test_unknown_keys_ignored_and_counted() -> None:
 def test_unknown_keys_with_invalid_values_are_ignored() -> None:
     # NUL, lone surrogate and odd types in an unknown key do not reject the record
     raw = body(extra="PLACEHOLDER", other=None).replace('"PLACEHOLDER"', '"\\u0000\\ud800"')
-    result = to_row(raw, SEED_SHAPE, MASKER, DAY)
+    result = to_row(raw, CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(result, ParsedRow)
     assert result.unknown_keys == 2
 
 
 def test_unknown_keys_counted_with_minimal_body() -> None:
-    result = to_row('{"user_id": "u", "a": 1, "b": 2, "c": 3}', SEED_SHAPE, MASKER, DAY)
+    result = to_row('{"user_id": "u", "a": 1, "b": 2, "c": 3}', CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(result, ParsedRow)
     assert result.unknown_keys == 3
 
@@ -452,7 +452,7 @@ def check_row_fits(row: tuple[object, ...], shape: TableShape) -> None:
     for column in ("masked_ip", "masked_device_id"):
         assert values[column] is None or HEX64.fullmatch(values[column])  # type: ignore[arg-type]
     version = values["app_version"]
-    if shape is SEED_SHAPE:
+    if shape is CURRENT_SHAPE:
         assert version is None or (type(version) is int and 0 <= version <= 2**31 - 1)
     else:
         assert version is None or (isinstance(version, str) and len(version) <= 100)
@@ -463,7 +463,7 @@ def check_row_fits(row: tuple[object, ...], shape: TableShape) -> None:
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(bodies, st.sampled_from([SEED_SHAPE, LEGACY_SEED_SHAPE]))
+@given(bodies, st.sampled_from([CURRENT_SHAPE, LEGACY_SHAPE]))
 def test_to_row_never_raises_and_accepted_rows_fit(raw: str, shape: TableShape) -> None:
     result = to_row(raw, shape, MASKER, DAY)
     assert isinstance(result, (ParsedRow, Rejection))
@@ -486,7 +486,7 @@ def test_to_row_never_raises_and_accepted_rows_fit(raw: str, shape: TableShape) 
 @given(st.sampled_from([*TEXT_FIELDS, "app_version"]), st.text(max_size=20))
 def test_rejection_never_contains_the_value(field: str, value: str) -> None:
     core = "\u2603" + value  # a marker no fixed message contains
-    for shape in (SEED_SHAPE, LEGACY_SEED_SHAPE):
+    for shape in (CURRENT_SHAPE, LEGACY_SHAPE):
         for bad in (core + "\x00", core * 200, "\x00" + core, core + "\ud800", "1." + core):
             result = to_row(body(**{field: bad}), shape, MASKER, DAY)
             if isinstance(result, Rejection):

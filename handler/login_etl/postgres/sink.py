@@ -1,0 +1,94 @@
+"""``PostgresSink``: the pipeline's ``LoginSink`` on Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from ..connection_settings import ConnectionSettings
+from ..pipeline import PendingRow, WriteOutcome
+from ..table import TableShape
+from .errors import ConnectionLost, DatabaseUnavailable, RowRejected, describe
+from .isolate import write_isolating
+from .session import Session, open_session
+from .streaming import write_streaming
+from .transaction import SMALL_BATCH_ROWS, write_transaction
+
+
+class PostgresSink:
+    """Writes batches to ``user_logins`` with an exactly-once ledger, one transaction each.
+
+    One connection (a :class:`Session`), kept across warm invocations and re-opened when
+    a write found it unusable. A batch takes the first of these that can finish:
+
+    1. **streamed** (more than ``SMALL_BATCH_ROWS`` messages): ``streaming.write_streaming``
+       claims every id with a plain ``INSERT`` and ``COPY``s the rows while they are still
+       being parsed. It gives up, rolling back, on a redelivered id, a refused row or a
+       lost connection, and hands the parsed rows to step 2.
+    2. **one transaction**: ``transaction.write_transaction``: one statement up to
+       ``SMALL_BATCH_ROWS`` rows, else ``BEGIN`` / claim ``ON CONFLICT`` / ``COPY`` /
+       ``COMMIT``. Ids already in the ledger come back as duplicates. On a lost
+       connection it is retried once on a new one (safe: the ledger turns a repeat of a
+       transaction that did commit into duplicates).
+    3. **bisection**: ``isolate.write_isolating``, when Postgres refused a row's values
+       (SQLSTATE class 22, 23 or P0): savepoints find the refused rows, the rest is
+       written in the same transaction.
+
+    Anything else (unreachable, timeout, a second lost connection) raises
+    ``DatabaseUnavailable`` and nothing of the batch is written.
+    """
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self._settings = settings
+        self._session: Session | None = None
+        # Runs the database side of a streamed write.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="login-etl-db")
+
+    def table_shape(self) -> TableShape:
+        return self._open().shape
+
+    def write(
+        self,
+        message_ids: Sequence[str],
+        rows: Iterable[PendingRow],
+        *,
+        stop_at_first_rejection: bool,
+    ) -> WriteOutcome:
+        if len(message_ids) > SMALL_BATCH_ROWS:
+            streamed = write_streaming(self._open(), self._worker, message_ids, rows)
+            if isinstance(streamed, set):
+                return WriteOutcome(written=streamed)
+            rows = streamed  # fell back: write them the careful way below
+        pending = rows if isinstance(rows, list) else list(rows)
+        if not pending:
+            return WriteOutcome()
+        try:
+            fresh = self._write_reconnecting(pending)
+        except RowRejected:
+            return write_isolating(self._open(), pending, stop_at_first_rejection)
+        return WriteOutcome(written=fresh, duplicates={r.message_id for r in pending} - fresh)
+
+    def close(self) -> None:
+        """Close the connection (the next write opens a new one)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def _open(self) -> Session:
+        if self._session is None or self._session.closed:
+            self._session = open_session(self._settings)
+        return self._session
+
+    def _write_reconnecting(self, rows: Sequence[PendingRow]) -> set[str]:
+        try:
+            return write_transaction(self._open(), rows)
+        except ConnectionLost:
+            # A warm connection may have been dropped between invocations.
+            self.close()
+        try:
+            return write_transaction(self._open(), rows)
+        except ConnectionLost as lost:
+            self.close()
+            raise DatabaseUnavailable(
+                f"connection lost during the batch write: {describe(lost.__cause__ or lost)}"
+            ) from None

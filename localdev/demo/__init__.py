@@ -1,0 +1,1 @@
+"""``make demo`` (``python -m localdev.demo``): realistic traffic through the deployed stack."""

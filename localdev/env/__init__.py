@@ -1,0 +1,1 @@
+"""The local environment: embedded Postgres, LocalStack without Docker, SAM, the local stack."""

@@ -1,0 +1,97 @@
+"""The session's PII guard (tests/pii_guard.py) can fail: a pytest run in a subprocess
+whose pipeline logs a raw value must end red; the same run without the leak, green."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+CONFTEST = """
+from tests.pii_guard import PiiGuard
+
+def pytest_configure(config):
+    config.pluginmanager.register(PiiGuard(), "pii-guard")
+"""
+
+# One batch through the real pipeline; with LEAK, a rejection's detail carries the raw
+# ip (as a careless change to records.py could do) and the pipeline logs it.
+TEST = """
+import json
+import logging
+
+from localdev.lambda_event import sqs_record
+from login_etl import pipeline
+from login_etl.masking import Masker
+from login_etl.records import Rejection
+from login_etl.telemetry import logger as powertools_logger
+from tests.memory_sink import MemorySink
+
+LEAK = {leak}
+LOGGER = {logger}
+
+
+def test_one_batch(monkeypatch):
+    to_row = pipeline.to_row
+
+    def careless(body, *args):
+        parsed = to_row(body, *args)
+        if LEAK:
+            return Rejection("invalid_ip", field="ip", detail="bad ip " + json.loads(body)["ip"])
+        return parsed
+
+    monkeypatch.setattr(pipeline, "to_row", careless)
+    body = json.dumps({{"user_id": "u1", "ip": "172.16.254.7", "device_id": "123-45-6789"}})
+    record = sqs_record(body, message_id="m1", sent_timestamp_ms=1764547200000)
+    result = pipeline.process_batch(
+        [record], sink=MemorySink(), masker=Masker(b"k"), logger=LOGGER
+    )
+    assert result.written == (0 if LEAK else 1)
+"""
+
+
+def run_guarded(tmp_path: Path, *, leak: bool, logger: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "test_batch.py").write_text(TEST.format(leak=leak, logger=logger))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("", "handler", "drain")),
+        "POWERTOOLS_SERVICE_NAME": "login-etl",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+LOGGERS = {"powertools": "powertools_logger", "stdlib": "logging.getLogger('login_etl_drain.x')"}
+
+
+@pytest.mark.parametrize("logger", LOGGERS.values(), ids=LOGGERS.keys())
+def test_the_guard_fails_a_session_whose_pipeline_logs_a_raw_ip(
+    tmp_path: Path, logger: str
+) -> None:
+    run = run_guarded(tmp_path, leak=True, logger=logger)
+    assert "1 passed" in run.stdout  # the test itself passes: only the guard sees the leak
+    assert "PII guard: leaked values (first 5): ['172.16.254.7']" in run.stdout
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("logger", LOGGERS.values(), ids=LOGGERS.keys())
+def test_the_same_session_without_the_leak_passes_and_saw_the_values(
+    tmp_path: Path, logger: str
+) -> None:
+    run = run_guarded(tmp_path, leak=False, logger=logger)
+    assert run.returncode == 0, run.stdout + run.stderr
+    # both values entered the masker through the pipeline's own call (mask_login)
+    assert "PII guard: 2 raw ip/device_id values seen" in run.stdout
+    assert "0 leaked" in run.stdout
