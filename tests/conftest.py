@@ -6,7 +6,7 @@ creates (``login_etl_test_*``) and drops again: it never touches existing tables
 
 Modules marked ``on_each_server`` run each test on that default server and on a
 PostgreSQL 10 server (the exercise's image runs 10), started locally in either case
-from the binaries ``localdev.postgres10`` fetches; test ids show which
+from the binaries ``localdev.env.postgres10`` fetches; test ids show which
 (``[pg-default]``, ``[pg10]``).
 """
 
@@ -31,7 +31,7 @@ from localdev.env import postgres as local_postgres
 from localdev.env import postgres10
 from login_etl.connection_settings import ConnectionSettings
 from login_etl.postgres import connect
-from tests.pii_guard import PiiGuard
+from tests.support.pii_guard import PiiGuard
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
@@ -83,7 +83,7 @@ def pg10_server_url() -> Iterator[str]:
     """Admin URL of a local PostgreSQL 10 server, started at its first use in the session.
 
     Always local, also with ``DATABASE_URL`` set: the binaries are fetched once into
-    ``.local/`` (``localdev.postgres10``).
+    ``.local/`` (``localdev.env.postgres10``).
     """
     binaries = postgres10.ensure_binaries()
     with server_data_dir("pg10") as data_dir:
@@ -244,5 +244,5 @@ def localstack_endpoint() -> Iterator[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # See tests/pii_guard.py. The deployed function (e2e) writes its logs to files.
+    # See tests/support/pii_guard.py. The deployed function (e2e) writes its logs to files.
     config.pluginmanager.register(PiiGuard(REPO / ".local" / "lambda-logs"), "pii-guard")

@@ -241,21 +241,7 @@ class SqsQueue:
 
     def counts(self) -> tuple[int, int]:
         """(visible, in flight) as SQS approximates them."""
-        attributes = call_sqs(
-            "GetQueueAttributes",
-            lambda: self._client.get_queue_attributes(
-                QueueUrl=self.info.url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"],
-            queue_url=self.info.url,
-        )
-        return (
-            int(attributes.get("ApproximateNumberOfMessages", 0)),
-            int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-        )
+        return queue_counts(self._client, self.info.url)
 
 
 def to_event_record(message: Mapping[str, Any], queue: QueueInfo) -> Record:
@@ -388,3 +374,22 @@ def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = Non
         raise SqsError("no AWS region: pass --region or set AWS_REGION") from None
     except BotoCoreError as error:
         raise SqsError(f"SQS {what} failed: {type(error).__name__}: {error}") from None
+
+
+def queue_counts(client: Any, queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) messages of a queue, as SQS approximates them."""
+    attributes = call_sqs(
+        "GetQueueAttributes",
+        lambda: client.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )["Attributes"],
+        queue_url=queue_url,
+    )
+    return (
+        int(attributes.get("ApproximateNumberOfMessages", 0)),
+        int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+    )

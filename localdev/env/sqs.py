@@ -1,6 +1,6 @@
 """SQS on the local stack, for the demo, the soak and the tests: send, count, read, redeliver.
 
-Counting goes through the drain's SQS adapter (``login_etl_drain.sqs.SqsQueue.counts``), so the
+Counting is the drain's own (``login_etl_drain.sqs.queue_counts``, re-exported here), so the
 tooling reads queue depths the way ``login-etl drain`` does.
 """
 
@@ -13,14 +13,9 @@ from typing import Any
 
 from localdev.env import deploy
 from localdev.lambda_event import received_event
-from login_etl_drain.sqs import ClientOptions, QueueInfo, SqsQueue
+from login_etl_drain.sqs import queue_counts
 
-
-def queue_counts(sqs: Any, queue_url: str) -> tuple[int, int]:
-    """(visible, in flight) messages of a queue, as SQS approximates them."""
-    info = QueueInfo(url=queue_url, arn="", region="", visibility_timeout=0)
-    options = ClientOptions(endpoint_url=None, region=None, wait_seconds=0)  # unused: client given
-    return SqsQueue(info, options, client=sqs).counts()
+__all__ = ["invoke_without_delete", "queue_counts", "read_all", "send_batch"]
 
 
 def send_batch(sqs: Any, queue_url: str, bodies: Sequence[str]) -> list[str]:

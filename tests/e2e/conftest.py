@@ -1,7 +1,7 @@
 """Fixtures for end-to-end tests: the SAM build, LocalStack, stacks deployed and torn down.
 
 The suite's Postgres (``tests/conftest.py``) serves the deployed functions too: they run as
-host processes (localdev/localstack), so 127.0.0.1 is the same machine.
+host processes (localdev/env/localstack), so 127.0.0.1 is the same machine.
 """
 
 from __future__ import annotations

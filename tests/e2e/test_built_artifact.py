@@ -24,7 +24,7 @@ from tests.conftest import EVENTS, Databases, admin_connect
 pytestmark = pytest.mark.e2e
 
 PII_KEY = "artifact-test-key"
-RUNTIME_SITE = (  # boto3 as the Lambda runtime ships it (created by localdev/localstack)
+RUNTIME_SITE = (  # boto3 as the Lambda runtime ships it (created by localdev/env/localstack)
     Path(__file__).resolve().parents[2]
     / ".local/lambda-runtime-python3.13/lib/python3.13/site-packages"
 )

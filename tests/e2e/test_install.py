@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from tests.conftest import REPO, Databases, Db
-from tests.drain.conftest import BAD_MESSAGE, login_bodies
+from tests.support.drain import BAD_MESSAGE, login_bodies
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -99,7 +99,7 @@ def test_pip_install_gives_a_working_drain(
     usage = run(venv / "bin" / "login-etl", "drain", "--help", cwd=tmp_path, env=clean_env())
     assert "--queue-url" in usage
 
-    # One drain: 11 messages on the suite's LocalStack into a fresh seed-DDL database.
+    # One drain: 11 messages on the suite's LocalStack into a fresh current-DDL database.
     sqs: Any = boto3.client(
         "sqs",
         endpoint_url=localstack_endpoint,

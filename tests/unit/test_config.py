@@ -1,4 +1,4 @@
-"""Configuration: masking key and database settings (CONTRACT.md, "Entry point and configuration").
+"""Configuration: masking key and database settings (docs/contract.md).
 
 Secrets Manager and SSM are moto's in-process fakes; no network is used.
 """

@@ -1,4 +1,4 @@
-"""HMAC-SHA256 masking of ``ip`` / ``device_id`` and the canonical forms (CONTRACT.md, "Masking").
+"""HMAC-SHA256 masking of ``ip`` / ``device_id`` and the canonical forms (docs/contract.md).
 
 The expected masks below were computed independently of the code under test, with the
 OpenSSL 3.0 CLI in a UTF-8 shell::

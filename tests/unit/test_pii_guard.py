@@ -1,4 +1,4 @@
-"""The session's PII guard (tests/pii_guard.py) can fail: a pytest run in a subprocess
+"""The session's PII guard (tests/support/pii_guard.py) can fail: a pytest run in a subprocess
 whose pipeline logs a raw value must end red; the same run without the leak, green."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 CONFTEST = """
-from tests.pii_guard import PiiGuard
+from tests.support.pii_guard import PiiGuard
 
 def pytest_configure(config):
     config.pluginmanager.register(PiiGuard(), "pii-guard")
@@ -30,7 +30,7 @@ from login_etl import pipeline
 from login_etl.masking import Masker
 from login_etl.records import Rejection
 from login_etl.telemetry import logger as powertools_logger
-from tests.memory_sink import MemorySink
+from tests.support.memory_sink import MemorySink
 
 LEAK = {leak}
 LOGGER = {logger}

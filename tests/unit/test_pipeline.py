@@ -17,7 +17,7 @@ from localdev.lambda_event import sqs_record
 from login_etl.masking import Masker
 from login_etl.pipeline import BatchResult, PendingRow, process_batch
 from login_etl.postgres import DatabaseUnavailable
-from tests.memory_sink import MemorySink
+from tests.support.memory_sink import MemorySink
 
 MASKER = Masker(b"unit-test-key")
 TODAY = date(2026, 12, 1)

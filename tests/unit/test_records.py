@@ -1,4 +1,4 @@
-"""Per-record validation and row building (CONTRACT.md, "Per record", "Masking", "app_version").
+"""Per-record validation and row building (docs/contract.md).
 
 Masks are checked against HMAC values computed with the OpenSSL CLI (see test_masking.py):
 ``printf '%s' VALUE | openssl dgst -sha256 -hmac test-key``.

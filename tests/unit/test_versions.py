@@ -1,4 +1,4 @@
-"""``app_version`` encoding for an integer column (CONTRACT.md, "app_version").
+"""``app_version`` encoding for an integer column (docs/contract.md).
 
 ``"MAJOR[.MINOR[.PATCH]]"`` -> ``MAJOR*1_000_000 + MINOR*1_000 + PATCH``; surrounding
 whitespace allowed; missing parts are 0; each part decimal digits; MINOR and PATCH

@@ -18,7 +18,7 @@ import pytest
 from localdev.traffic import exercise_queue_records
 from login_etl_drain import cli
 from tests.conftest import Databases, Db
-from tests.exercise.conftest import LocalStack0143
+from tests.e2e.exercise.conftest import LocalStack0143
 
 pytestmark = [pytest.mark.exercise, pytest.mark.e2e, pytest.mark.integration]
 

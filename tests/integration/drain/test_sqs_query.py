@@ -1,7 +1,7 @@
 """The query-protocol SQS client and the protocol choice, against moto's server over HTTP.
 
 moto answers both protocols, so it checks our requests and parsing independently of
-LocalStack; LocalStack 0.14.3 itself (query only) is in ``tests/exercise``.
+LocalStack; LocalStack 0.14.3 itself (query only) is in ``tests/e2e/exercise``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from login_etl_drain import cli, sqs
 from login_etl_drain.sqs import QueueNotFound, SqsQueue, call_sqs
 from login_etl_drain.sqs_query import QuerySqsClient, parse_response, serialize
-from tests.drain.conftest import BAD_MESSAGE, Db, login_bodies
+from tests.support.drain import BAD_MESSAGE, Db, login_bodies
 
 pytestmark = pytest.mark.integration
 

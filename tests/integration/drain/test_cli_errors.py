@@ -12,7 +12,7 @@ from localdev.env.postgres import free_port
 from localdev.env.sqs import queue_counts
 from login_etl_drain import cli
 from tests.conftest import Databases
-from tests.drain.conftest import Db, login_bodies, make_queue, send_batched
+from tests.support.drain import Db, login_bodies, make_queue, send_batched
 
 pytestmark = pytest.mark.integration
 AWS_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/{}"
@@ -82,13 +82,13 @@ def test_missing_ledger_then_init_db(
     loaded_queue: Callable[[], tuple[int, int]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The seed's Postgres has user_logins but not our ledger: --init-db adds it."""
-    seed_ddl = (
+    """The exercise image's Postgres has user_logins but not our ledger: --init-db adds it."""
+    image_ddl = (
         "CREATE TABLE user_logins(user_id varchar(128), device_type varchar(32), "
         "masked_ip varchar(256), masked_device_id varchar(256), locale varchar(32), "
         "app_version integer, create_date date)"
     )
-    url = databases.create(seed_ddl, init=False)
+    url = databases.create(image_ddl, init=False)
     args = ("--queue-url", AWS_QUEUE.format("loaded"), "--database-url", url)
     assert run(*args) == cli.EXIT_DATABASE
     assert "ledger table login_etl.processed_messages does not exist" in one_line_error(capsys)

@@ -11,7 +11,7 @@ import pytest
 
 from localdev.env.localstack_0143 import loader, query
 from localdev.traffic import exercise_queue_records
-from tests.exercise.conftest import LocalStack0143
+from tests.e2e.exercise.conftest import LocalStack0143
 
 pytestmark = pytest.mark.exercise
 

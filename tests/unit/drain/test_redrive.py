@@ -10,8 +10,7 @@ from localdev.env.sqs import queue_counts
 from login_etl_drain.cli import main
 from login_etl_drain.redrive import redrive
 from login_etl_drain.sqs import SqsQueue
-
-from .conftest import login_bodies, make_queue, send_batched
+from tests.support.drain import login_bodies, make_queue, send_batched
 
 
 def _queues(sqs: Any, name: str) -> tuple[str, str]:

@@ -1,6 +1,6 @@
-"""``login-etl drain`` against a real LocalStack (localdev/localstack, no Docker).
+"""``login-etl drain`` against a real LocalStack (localdev/env/localstack, no Docker).
 
-The seed exercise's scenario: 100 messages sent one by one, one of them not a login,
+The exercise's scenario: 100 messages sent one by one, one of them not a login,
 a DLQ redrive policy and a short visibility timeout. Also Ctrl-C and the drain rate.
 """
 
@@ -20,12 +20,12 @@ import pytest
 
 from localdev.env.sqs import queue_counts
 from login_etl_drain import cli
-from tests.drain.conftest import (
+from tests.support.drain import (
     BAD_MESSAGE,
     Db,
+    exercise_bodies,
     login_bodies,
     make_queue,
-    seed_bodies,
     send_batched,
     send_one_by_one,
 )
@@ -60,12 +60,12 @@ def drain_args(localstack_url: str, url: str, *extra: str) -> list[str]:
     ]
 
 
-def test_seed_queue_drains_to_99_rows_and_the_bad_message_reaches_the_dlq(
+def test_the_exercise_queue_drains_to_99_rows_and_the_bad_message_reaches_the_dlq(
     localstack_url: str, sqs: Any, db: Db, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, dlq_url = make_queue(sqs, unique("login-queue"), visibility_timeout=2, max_receive_count=2)
     assert dlq_url is not None
-    send_one_by_one(sqs, url, seed_bodies())
+    send_one_by_one(sqs, url, exercise_bodies())
     args = drain_args(localstack_url, url, "--wait-seconds", "1", "--idle-polls", "2")
 
     assert cli.main(args) == cli.EXIT_OK

@@ -1,4 +1,8 @@
-"""Fixtures for the ``login-etl drain`` tests: real Postgres, SQS from moto or LocalStack."""
+"""Helpers and fixtures of the ``login-etl drain`` tests at every level.
+
+The fixtures are imported by the ``conftest.py`` of ``tests/unit/drain`` (SQS from moto),
+``tests/integration/drain`` (moto + a real Postgres) and ``tests/e2e/drain`` (LocalStack).
+"""
 
 from __future__ import annotations
 
@@ -37,12 +41,12 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def drain_db_url(databases: Databases) -> str:
-    return databases.create()  # the seed's DDL, the ledger and the view
+    return databases.create()  # the current DDL, the ledger and the view
 
 
 @pytest.fixture
 def db(drain_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
-    """An emptied seed-DDL database, configured through the handler's variables."""
+    """An emptied current-DDL database, configured through the handler's variables."""
     database = Db(drain_db_url)
     database.query("TRUNCATE user_logins, login_etl.processed_messages")
     monkeypatch.setenv("DATABASE_URL", drain_db_url)
@@ -53,13 +57,13 @@ def db(drain_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
 
 
 def login_bodies(count: int, *, seed: int = 0) -> list[str]:
-    """``count`` logins as the seed's loader sends them: ``json.dumps(record)``."""
+    """``count`` logins as the exercise image's loader sends them: ``json.dumps(record)``."""
     rng = random.Random(seed)
     return [json.dumps(traffic.login(rng)) for _ in range(count)]
 
 
-def seed_bodies(*, seed: int = 0) -> list[str]:
-    """The seed queue's mix: 99 logins and one message that is not a login."""
+def exercise_bodies(*, seed: int = 0) -> list[str]:
+    """The exercise queue's mix: 99 logins and one message that is not a login."""
     bodies = login_bodies(99, seed=seed)
     bodies.insert(37, json.dumps(BAD_MESSAGE))
     return bodies

@@ -16,12 +16,12 @@ from login_etl_drain import cli
 from login_etl_drain.progress import Stats
 from login_etl_drain.runner import Drainer, DrainOptions, StopSwitch
 from login_etl_drain.sqs import SqsQueue
-from tests.drain.conftest import (
+from tests.support.drain import (
     PII_KEY,
     Db,
+    exercise_bodies,
     login_bodies,
     make_queue,
-    seed_bodies,
     send_batched,
     send_one_by_one,
 )
@@ -34,11 +34,11 @@ def drain(url: str, *extra: str) -> int:
     return cli.main(["drain", "--queue-url", url, "--region", "us-east-1", *FAST, *extra])
 
 
-def test_drains_the_seed_mix_and_leaves_the_bad_message(
+def test_drains_the_exercise_mix_and_leaves_the_bad_message(
     moto_sqs: Any, db: Db, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, _ = make_queue(moto_sqs, "seed")
-    send_one_by_one(moto_sqs, url, seed_bodies())
+    url, _ = make_queue(moto_sqs, "exercise")
+    send_one_by_one(moto_sqs, url, exercise_bodies())
 
     assert drain(url) == 0
 
@@ -51,7 +51,7 @@ def test_drains_the_seed_mix_and_leaves_the_bad_message(
 
 def test_a_second_run_adds_nothing(moto_sqs: Any, db: Db) -> None:
     url, _ = make_queue(moto_sqs, "twice", visibility_timeout=1)
-    send_one_by_one(moto_sqs, url, seed_bodies())
+    send_one_by_one(moto_sqs, url, exercise_bodies())
     assert drain(url) == 0
     time.sleep(1.2)  # the rejected message becomes visible again
     assert drain(url) == 0
