@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pg8000.native
 import pytest
 
 from localdev.env import postgres as local_postgres
 from localdev.env import postgres10
+from localdev.env.database import drop_database, with_database
 from login_etl.connection_settings import ConnectionSettings
 from login_etl.postgres import connect
 from tests.support.pii_guard import PiiGuard
@@ -41,11 +41,6 @@ CREATE TABLE IF NOT EXISTS user_logins(
     user_id varchar(128), app_version varchar(100), device_type varchar(32),
     masked_ip varchar(256), locale varchar(32), masked_device_id varchar(256))
 """
-
-
-def with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 @contextlib.contextmanager
@@ -162,13 +157,7 @@ class Databases:
         admin = admin_connect(self.server_url)
         try:
             for name in self.created:
-                # Not DROP DATABASE ... WITH (FORCE): that needs PostgreSQL 13.
-                admin.run(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = :name AND pid <> pg_backend_pid()",
-                    name=name,
-                )
-                admin.run(f"DROP DATABASE IF EXISTS {name}")
+                drop_database(admin, name)
         finally:
             admin.close()
 

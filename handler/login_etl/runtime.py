@@ -8,12 +8,6 @@ The Lambda handler keeps one :class:`PipelineRuntime` across warm invocations;
 
 It resolves the settings (``config``), builds the masker and the sink, and runs
 ``pipeline.process_batch`` with them.
-
-Why not Powertools' ``BatchProcessor`` and Idempotency utilities: they handle one
-record at a time (a handler call, and an idempotency record, per message), while this
-pipeline writes a whole batch in ONE transaction whose ledger claim is atomic with the
-rows, bisects only when Postgres refuses a row, and reports the same partial batch
-response (``BatchResult.response``) itself.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pg8000.native
 
 from localdev.bench.plan import BENCH_APPLICATION
 from localdev.env import postgres as local_postgres
+from localdev.env.database import drop_database, with_database
 
 
 def connect(url: str) -> pg8000.native.Connection:
@@ -27,10 +28,6 @@ def connect(url: str) -> pg8000.native.Connection:
         database=parts.path.lstrip("/") or "postgres",
         application_name=BENCH_APPLICATION,
     )
-
-
-def with_database(url: str, database: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 @contextlib.contextmanager
@@ -74,13 +71,7 @@ def bench_database(admin_url: str) -> Iterator[str]:
     finally:
         admin = connect(admin_url)
         try:
-            # Not DROP DATABASE ... WITH (FORCE): that needs PostgreSQL 13.
-            admin.run(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = :name AND pid <> pg_backend_pid()",
-                name=name,
-            )
-            admin.run(f"DROP DATABASE IF EXISTS {name}")
+            drop_database(admin, name)
         finally:
             admin.close()
 

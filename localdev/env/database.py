@@ -7,6 +7,7 @@ ledger and the analyst view.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 
 def connect(url: str) -> Any:
@@ -26,3 +27,22 @@ def init_database(url: str) -> None:
         init_schema(conn)
     finally:
         conn.close()
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` with its database name replaced."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def drop_database(admin: Any, name: str) -> None:
+    """End the sessions on database ``name``, then drop it (an open ``pg8000`` connection).
+
+    Not ``DROP DATABASE ... WITH (FORCE)``: that needs PostgreSQL 13 (the exercise's is 10).
+    ``name`` is an identifier the caller made, never input.
+    """
+    admin.run(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = :name AND pid <> pg_backend_pid()",
+        name=name,
+    )
+    admin.run(f"DROP DATABASE IF EXISTS {name}")

@@ -40,8 +40,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def drain_db_url(databases: Databases) -> str:
-    return databases.create()  # the current DDL, the ledger and the view
+def drain_db_url(default_databases: Databases) -> str:
+    return default_databases.create()  # the current DDL, the ledger and the view
 
 
 @pytest.fixture
