@@ -71,6 +71,7 @@ def sqs_record(
     sent_timestamp_ms: int | None,
     queue_arn: str = DEFAULT_QUEUE_ARN,
     receive_count: int = 1,
+    group: str = "logins",
 ) -> SqsRecord:
     """One record exactly as the Lambda SQS event source mapping delivers it."""
     attributes: dict[str, str] = {
@@ -82,7 +83,7 @@ def sqs_record(
         attributes["SentTimestamp"] = str(sent_timestamp_ms)
     if queue_arn.endswith(".fifo"):
         attributes |= {
-            "MessageGroupId": "logins",
+            "MessageGroupId": group,
             "SequenceNumber": "1",
             "MessageDeduplicationId": message_id,
         }

@@ -53,7 +53,7 @@ class LoginSink(Protocol):
         message_ids: Sequence[str],
         rows: Iterable[PendingRow],
         *,
-        stop_at_first_rejection: bool,
+        groups: Mapping[str, str] | None,
     ) -> WriteOutcome:
         """Write the rows not yet in the ledger, all in one transaction.
 
@@ -61,8 +61,11 @@ class LoginSink(Protocol):
         before anything is parsed, so the sink may claim them in the ledger while
         ``rows`` is still being produced. ``rows`` is iterated exactly once, to the end;
         it holds a row for some of ``message_ids`` only, and only those end up in the
-        ledger. Raises on a batch-level failure (database unreachable, timeout): then
-        nothing may be reported as written.
+        ledger. ``groups`` (FIFO queues only) maps each message id to its
+        ``MessageGroupId``: after a row the database refuses, no later row of the same
+        group may be written (they are held back, neither written nor rejected). Raises
+        on a batch-level failure (database unreachable, timeout): then nothing may be
+        reported as written.
         """
         ...
 
@@ -96,8 +99,10 @@ def process_batch(
     """Validate, mask and write one batch of SQS records (Lambda event shape).
 
     Records that are rejected, refused by the database, or (on a FIFO queue) come after
-    a rejected one are returned as failures so SQS redelivers them and, after
-    ``maxReceiveCount``, moves them to the dead-letter queue.
+    a rejected one of the same ``MessageGroupId`` are returned as failures so SQS
+    redelivers them and, after ``maxReceiveCount``, moves them to the dead-letter queue.
+    Other groups of a FIFO batch are written: order is kept per group (as Powertools'
+    ``SqsFifoPartialProcessor(skip_group_on_error=True)`` does).
     """
     records = list(records)
     result = BatchResult()
@@ -112,6 +117,14 @@ def process_batch(
     order = list(dict.fromkeys(ids))
     repeats = len(order) != len(ids)
     rejected: dict[str, Rejection] = {}
+    # FIFO: each message's group (a record without one counts as one group of its own
+    # kind, ""), and the groups with a rejected message, whose later messages wait.
+    groups: dict[str, str] | None = None
+    if fifo:
+        groups = {}
+        for record, message_id in zip(records, ids, strict=True):
+            groups.setdefault(message_id, _group(record))
+    held_groups: set[str] = set()
 
     def accepted_rows() -> Iterator[PendingRow]:
         """Parse lazily: the sink consumes this while the database works on the batch."""
@@ -122,8 +135,8 @@ def process_batch(
                 if message_id in seen:
                     continue
                 seen.add(message_id)
-            if fifo and rejected:
-                break  # held back: AWS requires the rest of a FIFO batch to fail too
+            if groups is not None and groups[message_id] in held_groups:
+                continue  # held back: its group's order must wait for the rejected one
             parsed = to_row(record.get("body"), shape, masker, dates.for_record(record))
             if isinstance(parsed, ParsedRow):
                 unknown_keys += parsed.unknown_keys
@@ -131,10 +144,12 @@ def process_batch(
                 yield parsed
             else:
                 rejected[message_id] = parsed
+                if groups is not None:
+                    held_groups.add(groups[message_id])
         result.unknown_keys = unknown_keys
         result.implausible_sent_timestamps = dates.implausible
 
-    outcome = sink.write(order, accepted_rows(), stop_at_first_rejection=fifo)
+    outcome = sink.write(order, accepted_rows(), groups=groups)
     rejected.update(outcome.rejected)
 
     for message_id, rejection in rejected.items():
@@ -157,3 +172,9 @@ def process_batch(
     result.written = len(outcome.written)
     result.duplicates = len(outcome.duplicates)
     return result
+
+
+def _group(record: Mapping[str, Any]) -> str:
+    attributes = record.get("attributes")
+    group = attributes.get("MessageGroupId") if isinstance(attributes, Mapping) else None
+    return str(group) if group is not None else ""

@@ -157,6 +157,25 @@ def test_fifo_bad_row_fails_every_later_record(poison_check: Db, handler: Any) -
     assert poison_check.count() == 2
 
 
+@pytest.mark.parametrize("size", [12, SMALL_BATCH_ROWS + 50])  # both write paths
+def test_fifo_bad_row_holds_back_only_its_own_group(
+    poison_check: Db, handler: Any, size: int
+) -> None:
+    """Two message groups alternate; the database refuses a row of group "a"."""
+    event = poisoned_event(4, size, queue_arn=FIFO_ARN)
+    for index, record in enumerate(event["Records"]):
+        record["attributes"]["MessageGroupId"] = "ab"[index % 2]
+    ids = record_ids(event)
+    held = [m for i, m in enumerate(ids) if i >= 4 and i % 2 == 0]  # group a from the refusal
+    assert failed_ids(handler(event)) == held
+    assert poison_check.count() == size - len(held)
+    # Redelivered as SQS would (group a from its failed message on): the same one fails.
+    assert (
+        failed_ids(handler({"Records": [r for r in event["Records"] if r["messageId"] in held]}))
+        == held
+    )
+
+
 def test_fifo_rejected_record_holds_back_the_rest_of_the_batch(db: Db, handler: Any) -> None:
     event = load_event("sqs-fifo-batch.json")
     response = handler(event)

@@ -3,13 +3,13 @@
 It keeps the contract of ``pipeline.LoginSink`` (and of ``PostgresSink``): ``rows`` is
 read once to the end; a row whose message id is in the ledger is a duplicate; a row the
 "database" refuses (``refuse``) is a ``database_rejected`` rejection and, with
-``stop_at_first_rejection``, nothing after it is written; all of a batch or none of it
+``groups`` (FIFO), no later row of its message group is written; all of a batch or none of it
 lands (``fail`` raises before anything is kept).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from login_etl.pipeline import PendingRow, WriteOutcome
@@ -35,7 +35,7 @@ class MemorySink:
         message_ids: Sequence[str],
         rows: Iterable[PendingRow],
         *,
-        stop_at_first_rejection: bool,
+        groups: Mapping[str, str] | None,
     ) -> WriteOutcome:
         self.writes.append(list(message_ids))
         pending = list(rows)
@@ -46,15 +46,18 @@ class MemorySink:
             raise error
         outcome = WriteOutcome()
         kept: list[PendingRow] = []
+        held: set[str] = set()  # FIFO: groups with a refused row
         for row in pending:
+            if groups is not None and groups[row.message_id] in held:
+                continue  # held back
             if row.message_id in self.ledger:
                 outcome.duplicates.add(row.message_id)
             elif self.refuse(row):
                 outcome.rejected[row.message_id] = Rejection(
                     "database_rejected", detail="SQLSTATE 22001"
                 )
-                if stop_at_first_rejection:
-                    break
+                if groups is not None:
+                    held.add(groups[row.message_id])
             else:
                 kept.append(row)
         for row in kept:  # the commit

@@ -47,11 +47,13 @@ def records(
     arn: str = STANDARD_ARN,
     ids: list[str] | None = None,
     sent_ms: int | None = SENT_MS,
+    groups: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     ids = ids or [f"m{i}" for i in range(len(bodies))]
+    groups = groups or ["logins"] * len(bodies)
     return [
-        sqs_record(b, message_id=m, sent_timestamp_ms=sent_ms, queue_arn=arn)
-        for b, m in zip(bodies, ids, strict=True)
+        sqs_record(b, message_id=m, sent_timestamp_ms=sent_ms, queue_arn=arn, group=g)
+        for b, m, g in zip(bodies, ids, groups, strict=True)
     ]
 
 
@@ -102,6 +104,25 @@ def test_fifo_holds_back_every_record_after_a_rejected_one() -> None:
     assert dict(result.rejections) == {"missing_user_id": 1}
     assert [line["message_id"] for line in log.lines] == ["m1"]  # held back is not rejected
     assert sink.ledger == {"m0"}
+
+
+def test_fifo_holds_back_only_the_group_of_the_rejected_record() -> None:
+    sink = MemorySink()
+    bodies = [login(0), NOT_A_LOGIN, login(2), login(3), login(4)]
+    groups = ["a", "a", "b", "a", "b"]
+    result, _ = run(records(bodies, arn=FIFO_ARN, groups=groups), sink)
+    assert failed(result) == ["m1", "m3"]  # the rejected one and the later one of group a
+    assert result.fifo_held_back == 1
+    assert sink.ledger == {"m0", "m2", "m4"}
+
+
+def test_fifo_a_database_refusal_holds_back_only_its_group() -> None:
+    sink = MemorySink(refuse=lambda row: row.message_id == "m0")
+    bodies = [login(0), login(1), login(2), login(3)]
+    result, _ = run(records(bodies, arn=FIFO_ARN, groups=["a", "b", "a", "b"]), sink)
+    assert failed(result) == ["m0", "m2"]
+    assert dict(result.rejections) == {"database_rejected": 1}
+    assert sink.ledger == {"m1", "m3"}
 
 
 def test_fifo_holds_back_after_a_row_the_database_refuses() -> None:
@@ -194,6 +215,7 @@ def test_unknown_keys_are_counted_and_ignored() -> None:
 batches = st.lists(
     st.tuples(st.booleans(), st.booleans(), st.integers(0, 7)), min_size=0, max_size=30
 )
+GROUP_OF_ID = ["g0", "g1", "g0", "g2", "g1", "g0", "g2", "g1"]  # a message's group is fixed
 
 
 @settings(max_examples=200)
@@ -212,14 +234,19 @@ def test_every_message_ends_written_duplicate_or_failed_exactly_once(
         ledger=set(before),
         refuse=lambda row: first[row.message_id][1],
     )
-    result, _ = run(records(bodies, arn=FIFO_ARN if fifo else STANDARD_ARN, ids=ids), sink)
+    groups = [GROUP_OF_ID[i] for _, _, i in batch]
+    arn = FIFO_ARN if fifo else STANDARD_ARN
+    result, _ = run(records(bodies, arn=arn, ids=ids, groups=groups), sink)
 
     expected_failed, expected_written, expected_duplicates = [], set(), set()
+    held: set[str] = set()  # FIFO: groups with a failure so far
     for message_id, (valid, refused) in first.items():  # arrival order
-        if fifo and expected_failed:
+        group = GROUP_OF_ID[int(message_id[1:])]
+        if fifo and group in held:
             expected_failed.append(message_id)  # held back
         elif not valid or (refused and message_id not in before):
             expected_failed.append(message_id)
+            held.add(group)
         elif message_id in before:
             expected_duplicates.add(message_id)
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pg8000.exceptions import DatabaseError
 
@@ -14,21 +14,27 @@ from .transaction import claim_and_copy
 
 
 def write_isolating(
-    session: Session, rows: Sequence[PendingRow], stop_at_first_rejection: bool
+    session: Session, rows: Sequence[PendingRow], groups: Mapping[str, str] | None
 ) -> WriteOutcome:
     """Bisect inside one transaction (savepoints): log(n) extra round trips per bad row.
 
     A refused row becomes a ``database_rejected`` rejection with its SQLSTATE (never
-    the server's DETAIL, which can quote values). With ``stop_at_first_rejection``
-    (FIFO) nothing after the first refused row is written.
+    the server's DETAIL, which can quote values). With ``groups`` (FIFO), no row after
+    a refused one of the same message group is written: chunks are tried in arrival
+    order, so every row written before a refusal came before it.
     """
     conn = session.conn
     outcome = WriteOutcome()
     pending: list[Sequence[PendingRow]] = [rows]
+    held: set[str] = set()  # FIFO: groups with a refused row
     try:
         conn.run("BEGIN")
         while pending:
             chunk = pending.pop(0)
+            if held and groups is not None:
+                chunk = [r for r in chunk if groups[r.message_id] not in held]
+                if not chunk:
+                    continue
             conn.run("SAVEPOINT chunk")
             try:
                 fresh = claim_and_copy(session, chunk)
@@ -43,8 +49,8 @@ def write_isolating(
                 outcome.rejected[chunk[0].message_id] = Rejection(
                     "database_rejected", detail=f"SQLSTATE {sqlstate(error)}"
                 )
-                if stop_at_first_rejection:
-                    break
+                if groups is not None:
+                    held.add(groups[chunk[0].message_id])
                 continue
             conn.run("RELEASE SAVEPOINT chunk")
             outcome.written |= fresh

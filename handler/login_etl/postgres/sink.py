@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ..connection_settings import ConnectionSettings
@@ -32,7 +32,8 @@ class PostgresSink:
        transaction that did commit into duplicates).
     3. **bisection**: ``isolate.write_isolating``, when Postgres refused a row's values
        (SQLSTATE class 22, 23 or P0): savepoints find the refused rows, the rest is
-       written in the same transaction.
+       written in the same transaction (on a FIFO queue, except the later rows of a
+       refused row's message group).
 
     Anything else (unreachable, timeout, a second lost connection) raises
     ``DatabaseUnavailable`` and nothing of the batch is written.
@@ -52,7 +53,7 @@ class PostgresSink:
         message_ids: Sequence[str],
         rows: Iterable[PendingRow],
         *,
-        stop_at_first_rejection: bool,
+        groups: Mapping[str, str] | None,
     ) -> WriteOutcome:
         if len(message_ids) > SMALL_BATCH_ROWS:
             streamed = write_streaming(self._open(), self._worker, message_ids, rows)
@@ -65,7 +66,7 @@ class PostgresSink:
         try:
             fresh = self._write_reconnecting(pending)
         except RowRejected:
-            return write_isolating(self._open(), pending, stop_at_first_rejection)
+            return write_isolating(self._open(), pending, groups)
         return WriteOutcome(written=fresh, duplicates={r.message_id for r in pending} - fresh)
 
     def close(self) -> None:

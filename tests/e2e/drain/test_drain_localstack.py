@@ -179,3 +179,30 @@ def test_redrive_on_localstack_moves_dlq_back(
     assert "12 moved to" in out and "0 left" in out
     assert queue_counts(sqs, dlq_url) == (0, 0)
     assert queue_counts(sqs, url)[0] == 12
+
+
+def test_a_fifo_batch_holds_back_only_the_group_of_a_rejected_message(
+    localstack_url: str, sqs: Any, db: Db, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real FIFO queue hands the drain one batch of two groups: a0 (not a login), a1,
+    b0..b5. a1 waits behind a0 (order within group a); group b is written at once."""
+    url = sqs.create_queue(
+        QueueName=unique("logins") + ".fifo",
+        Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"},
+    )["QueueUrl"]
+    bodies = [json.dumps(BAD_MESSAGE), *login_bodies(7, seed=23)]
+    groups = ["a", "a"] + ["b"] * 6
+    for index, (body, group) in enumerate(zip(bodies, groups, strict=True)):
+        sqs.send_message(
+            QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=str(index)
+        )
+    args = drain_args(
+        localstack_url, url, "--batch-size", "8", "--wait-seconds", "1", "--idle-polls", "1"
+    )
+
+    assert cli.main(args) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "received 8 | written 6 | duplicates 0 | rejected 1 | held back 1 | 1 batches" in out
+    written = {row[0] for row in db.query("SELECT user_id FROM user_logins")}
+    assert written == {json.loads(b)["user_id"] for b in bodies[2:]}
+    assert queue_counts(sqs, url) == (0, 2)  # a0 and a1: not deleted, back after the timeout
