@@ -134,12 +134,40 @@ def check_flow(
     assert depth(dlq_url)[0] == 0
 
 
+def watched_by_alarms(outputs: dict[str, str], queue_name: str) -> dict[str, dict[str, Any]]:
+    """The stack's alarms as CloudWatch has them, by logical id; checks what each watches."""
+    stack = outputs["FunctionName"].removesuffix("-login-etl")
+    resources = client("cloudformation").describe_stack_resources(StackName=stack)
+    alarm_ids = {
+        r["PhysicalResourceId"]: r["LogicalResourceId"]
+        for r in resources["StackResources"]
+        if r["ResourceType"] == "AWS::CloudWatch::Alarm"
+    }
+    alarms = client("cloudwatch").describe_alarms(AlarmNames=list(alarm_ids))["MetricAlarms"]
+    by_id = {alarm_ids[a["AlarmName"]]: a for a in alarms}
+    dimensions = {k: {d["Name"]: d["Value"] for d in a["Dimensions"]} for k, a in by_id.items()}
+    assert dimensions["QueueAgeAlarm"] == {"QueueName": queue_name}
+    assert dimensions["FunctionErrorsAlarm"] == {"FunctionName": outputs["FunctionName"]}
+    assert dimensions["FunctionThrottlesAlarm"] == {"FunctionName": outputs["FunctionName"]}
+    assert by_id["QueueAgeAlarm"]["Threshold"] == float(
+        FAST_PARAMS.get("QueueAgeAlarmSeconds", 600)
+    )
+    return by_id
+
+
 def test_created_queue_rows_exactly_once_rejects_to_dlq(
     deploy_stack: Deployer, databases: Databases
 ) -> None:
     database_url = databases.create()
     outputs = deploy_stack(database_url)
     assert set(outputs) >= {"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "FunctionName"}
+    alarms = watched_by_alarms(outputs, outputs["QueueUrl"].rsplit("/", 1)[1])
+    assert set(alarms) == {
+        "DeadLetterQueueAlarm",
+        "QueueAgeAlarm",
+        "FunctionErrorsAlarm",
+        "FunctionThrottlesAlarm",
+    }
     check_flow(
         queue_url=outputs["QueueUrl"],
         dlq_url=outputs["DeadLetterQueueUrl"],
@@ -182,6 +210,8 @@ def test_attaches_to_existing_queue(deploy_stack: Deployer, databases: Databases
         assert outputs["QueueArn"] == queue_arn
         assert outputs["QueueUrl"].endswith(f"/existing-login-queue-{suffix}")
         assert "DeadLetterQueueUrl" not in outputs  # the existing queue's redrive is its own
+        alarms = watched_by_alarms(outputs, f"existing-login-queue-{suffix}")
+        assert "DeadLetterQueueAlarm" not in alarms  # the existing queue's DLQ is not ours
         check_flow(
             queue_url=queue_url,
             dlq_url=dlq_url,
