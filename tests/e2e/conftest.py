@@ -49,9 +49,16 @@ def deploy_stack(localstack_endpoint: str, built_function: Path) -> Iterator[Dep
     """Deploys stacks with FAST_PARAMS (+ overrides); deletes them, and their key secrets."""
     deployed: list[tuple[str, dict[str, str]]] = []
 
-    def deploy_one(database_url: str, **overrides: str) -> dict[str, str]:
-        name = f"login-etl-e2e-{uuid.uuid4().hex[:8]}"
-        deployed.append((name, {}))
+    def deploy_one(
+        database_url: str, *, stack_name: str | None = None, **overrides: str
+    ) -> dict[str, str]:
+        """A new stack, or with ``stack_name`` an update of one this fixture deployed."""
+        if stack_name is None:
+            name = f"login-etl-e2e-{uuid.uuid4().hex[:8]}"
+            deployed.append((name, {}))
+        else:
+            name = stack_name
+            assert any(n == name for n, _ in deployed), "only stacks of this test"
         outputs = deploy.deploy(
             FAST_PARAMS | overrides,
             stack_name=name,
@@ -60,7 +67,8 @@ def deploy_stack(localstack_endpoint: str, built_function: Path) -> Iterator[Dep
             build=False,
             quiet=True,
         )
-        deployed[-1] = (name, outputs)
+        index = next(i for i, (n, _) in enumerate(deployed) if n == name)
+        deployed[index] = (name, outputs)
         return outputs
 
     yield deploy_one

@@ -1,0 +1,31 @@
+"""Lambda entry point of the schema custom resource (SAM: ``Handler: schema_app.handler``).
+
+See ``login_etl.schema_resource``; the stack's ``ManageSchema`` parameter turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from login_etl.schema_resource import handle
+from login_etl.secrets import SecretSource
+from login_etl.telemetry import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.info(
+        "schema request",
+        extra={
+            "request_type": event.get("RequestType"),
+            "resource": event.get("LogicalResourceId"),
+        },
+    )
+    answer = handle(
+        event, env=os.environ, secrets=SecretSource(), log_stream=context.log_stream_name
+    )
+    logger.info("schema answer", extra={"status": answer["Status"], "reason": answer.get("Reason")})
+    return answer
