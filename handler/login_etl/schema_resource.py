@@ -62,7 +62,7 @@ def _run(event: Mapping[str, Any], env: Mapping[str, str], secrets: SecretSource
     except ConfigurationError as error:
         return _failed(physical_id, f"configuration: {error}")
     except DatabaseUnavailable as error:
-        return _failed(physical_id, f"database unreachable: {error}")
+        return _failed(physical_id, f"database: {error}")  # unreachable, or login refused
     except DatabaseError as error:
         if sqlstate(error) == _INSUFFICIENT_PRIVILEGE:
             reason = f"the database role lacks rights for the schema step: {describe(error)}"

@@ -88,9 +88,7 @@ def test_an_unreachable_database_fails_with_a_clear_reason() -> None:
     env = {"DATABASE_URL": f"postgresql://u:{password}@127.0.0.1:9/db", "DB_CONNECT_TIMEOUT": "2"}
     answer = run(event("Create"), env)
     assert answer["Status"] == "FAILED"
-    assert answer["Reason"].startswith(
-        "database unreachable: cannot connect to Postgres at 127.0.0.1:9"
-    )
+    assert answer["Reason"].startswith("database: cannot connect to Postgres at 127.0.0.1:9")
     assert password not in answer["Reason"]
 
 
