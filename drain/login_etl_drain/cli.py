@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from login_etl.config import ConfigurationError
-from login_etl.postgres import DatabaseUnavailable, connect
+from login_etl.postgres import DatabaseUnavailable
 from login_etl.runtime import PipelineRuntime
 from login_etl.table import SchemaError
 
@@ -172,13 +172,9 @@ def _checked_runtime(env: dict[str, str], *, init_db: bool) -> PipelineRuntime:
     runtime = PipelineRuntime(env)
     settings = runtime.settings()
     if init_db:
-        from login_etl.postgres.schema import init_schema
+        from login_etl.postgres.schema import init_database
 
-        conn = connect(settings.database)
-        try:
-            init_schema(conn)
-        finally:
-            conn.close()
+        init_database(settings.database)
     try:
         runtime.table_shape()
     except BaseException:

@@ -16,9 +16,9 @@ from typing import Any
 from pg8000.exceptions import DatabaseError
 
 from .config import ConfigurationError, database_settings
-from .postgres import DatabaseUnavailable, connect, sql
+from .postgres import DatabaseUnavailable, sql
 from .postgres.errors import describe, sqlstate
-from .postgres.schema import init_schema
+from .postgres.schema import init_database
 from .secrets import SecretSource
 from .table import SchemaError
 
@@ -54,11 +54,7 @@ def _run(event: Mapping[str, Any], env: Mapping[str, str], secrets: SecretSource
         return {"Status": "SUCCESS", "PhysicalResourceId": physical_id, "Data": {}}
     try:
         settings = database_settings(env, secrets)
-        conn = connect(settings)
-        try:
-            init_schema(conn)
-        finally:
-            conn.close()
+        init_database(settings)
     except ConfigurationError as error:
         return _failed(physical_id, f"configuration: {error}")
     except DatabaseUnavailable as error:

@@ -20,13 +20,10 @@ def connect(url: str) -> Any:
 
 def init_database(url: str) -> None:
     """``init_schema`` (``login_etl.postgres.schema``) on the database of ``url``."""
-    from login_etl.postgres.schema import init_schema
+    from login_etl.connection_settings import ConnectionSettings
+    from login_etl.postgres.schema import init_database as init_schema_on
 
-    conn = connect(url)
-    try:
-        init_schema(conn)
-    finally:
-        conn.close()
+    init_schema_on(ConnectionSettings.from_url(url))
 
 
 def with_database(url: str, database: str) -> str:

@@ -159,7 +159,7 @@ def test_fifo_messages_held_back_in_the_first_batch_share_the_dlq(fifo_stack: An
     assert written[rejected:] == list(range(2 * BATCH, 12))
 
 
-def test_fifo_a_rejected_message_holds_back_only_its_own_group(fifo_stack: Any) -> None:
+def test_fifo_a_rejected_message_never_dead_letters_another_group(fifo_stack: Any) -> None:
     outputs, database = fifo_stack
     # Group a: a0 (not a login), a1; then group b: b0..b5, all queued before the mapping
     # polls. Group b must be written in order and never dead-lettered with a0. (LocalStack

@@ -36,6 +36,15 @@ def init_schema(conn: pg8000.native.Connection) -> None:
         raise
 
 
+def init_database(settings: ConnectionSettings) -> None:
+    """Connect with ``settings``, run :func:`init_schema`, close."""
+    conn = connect(settings)
+    try:
+        init_schema(conn)
+    finally:
+        conn.close()
+
+
 def prune_ledger(conn: pg8000.native.Connection, older_than_days: int = 15) -> int:
     """Delete ledger entries SQS can no longer redeliver (retention is at most 14 days)."""
     conn.run(sql.PRUNE_LEDGER, days=older_than_days)
@@ -48,11 +57,7 @@ def main() -> int:
         print("db-init: set DATABASE_URL (or pass it as the argument)", file=sys.stderr)
         return 2
     settings = ConnectionSettings.from_url(url)
-    conn = connect(settings)
-    try:
-        init_schema(conn)
-    finally:
-        conn.close()
+    init_database(settings)
     print(
         f"db-init: user_logins, {sql.LEDGER} and {sql.VERSION_VIEW} ready on {settings.redacted()}"
     )
