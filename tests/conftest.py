@@ -28,9 +28,9 @@ import pytest
 
 from localdev.env import postgres as local_postgres
 from localdev.env import postgres10
-from localdev.env.database import drop_database, with_database
+from localdev.env.database import drop_database, empty_tables, with_database
 from login_etl.connection_settings import ConnectionSettings
-from login_etl.postgres import connect
+from login_etl.postgres import connect, sql
 from tests.support.pii_guard import PiiGuard
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS user_logins(
     user_id varchar(128), app_version varchar(100), device_type varchar(32),
     masked_ip varchar(256), locale varchar(32), masked_device_id varchar(256))
 """
+
+# What the schema step makes in schema login_etl for the ledger (tables and the view).
+LEDGER_TABLES = (
+    sql.LEDGER,
+    sql.LEDGER_SLOT_DAYS,
+    *(sql.slot_table(slot) for slot in range(sql.LEDGER_SLOTS)),
+)
 
 
 @contextlib.contextmanager
@@ -110,6 +117,14 @@ class Db:
 
     def count(self) -> int:
         return int(self.query("SELECT count(*) FROM user_logins")[0][0])
+
+    def empty(self) -> None:
+        """Empty ``user_logins`` and the ledger."""
+        conn = admin_connect(self.url)
+        try:
+            empty_tables(conn)
+        finally:
+            conn.close()
 
     def connect(self) -> pg8000.native.Connection:
         return admin_connect(self.url)

@@ -11,6 +11,8 @@
 | ``PII_HASH_KEY``            | masking key, UTF-8 text                                  |
 | ``PII_HASH_KEY_SECRET_ARN`` | Secrets Manager secret holding the key                   |
 | ``PII_HASH_KEY_PARAMETER``  | SSM SecureString parameter holding the key               |
+| ``QUEUE_RETENTION_SECONDS`` | the queue's ``MessageRetentionPeriod``: how long the     |
+|                             | ledger keeps a message id (default 1209600, SQS's max)   |
 
 Secrets are cached by Powertools Parameters for ``SECRETS_MAX_AGE_SECONDS`` (300).
 """
@@ -34,7 +36,12 @@ CONFIG_VARIABLES = (
     "PII_HASH_KEY",
     "PII_HASH_KEY_SECRET_ARN",
     "PII_HASH_KEY_PARAMETER",
+    "QUEUE_RETENTION_SECONDS",
 )
+
+# SQS's limits of MessageRetentionPeriod; unset, the ledger assumes the longest.
+MIN_RETENTION_SECONDS = 60
+MAX_RETENTION_SECONDS = 14 * 86_400
 
 
 # The variables that point at Secrets Manager / SSM (re-read when their cache expires).
@@ -49,6 +56,7 @@ class ConfigurationError(RuntimeError):
 class Settings:
     database: ConnectionSettings
     masking_key: bytes
+    queue_retention_seconds: int = MAX_RETENTION_SECONDS
 
 
 def load_settings(
@@ -56,7 +64,27 @@ def load_settings(
 ) -> Settings:
     env = os.environ if env is None else env
     source = secrets or SecretSource()
-    return Settings(database=database_settings(env, source), masking_key=masking_key(env, source))
+    return Settings(
+        database=database_settings(env, source),
+        masking_key=masking_key(env, source),
+        queue_retention_seconds=queue_retention_seconds(env),
+    )
+
+
+def queue_retention_seconds(env: Mapping[str, str]) -> int:
+    text = env.get("QUEUE_RETENTION_SECONDS")
+    if not text:
+        return MAX_RETENTION_SECONDS
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if not MIN_RETENTION_SECONDS <= seconds <= MAX_RETENTION_SECONDS:
+        raise ConfigurationError(
+            f"QUEUE_RETENTION_SECONDS must be whole seconds from {MIN_RETENTION_SECONDS} "
+            f"to {MAX_RETENTION_SECONDS} (SQS's MessageRetentionPeriod)"
+        )
+    return seconds
 
 
 def masking_key(env: Mapping[str, str], secrets: SecretSource) -> bytes:

@@ -29,6 +29,16 @@ _MS_PER_DAY: Final = 86_400_000
 _S_PER_DAY: Final = 86_400
 
 
+def epoch_day(value: date) -> int:
+    """Days since 1970-01-01."""
+    return value.toordinal() - _EPOCH_ORDINAL
+
+
+def day_date(day: int) -> date:
+    """The date of ``day`` days since 1970-01-01."""
+    return date.fromordinal(_EPOCH_ORDINAL + day)
+
+
 def sent_day(sent: object, today: date) -> int | None:
     """Days since the epoch of a ``SentTimestamp`` (ms, else s), or None if implausible."""
     found = _day_and_unit(sent, today.toordinal() - _EPOCH_ORDINAL + 1)
@@ -61,46 +71,59 @@ def _from_decimal(sent: object) -> int | None:
 
 
 class SentDates:
-    """ISO dates for one batch's records; one date computation per distinct day."""
+    """The sent day of one batch's records; one date computation per distinct day.
 
-    __slots__ = ("_by_ms_day", "_latest", "_today", "_today_value", "implausible")
+    :meth:`day` is the record's day (days since the epoch: the ledger's key, see
+    ``postgres.ledger``), :meth:`iso` its ``create_date``.
+    """
+
+    __slots__ = ("_iso", "_latest", "_ms_days", "_today", "_today_day", "implausible")
 
     def __init__(self, today: Callable[[], date]) -> None:
         # Plausible days of millisecond timestamps only: the fast path of nearly every
         # record. A seconds value never hits it (its ms "day" is in January 1970).
-        self._by_ms_day: dict[int, str] = {}
+        self._ms_days: set[int] = set()
+        self._iso: dict[int, str] = {}
         self._today = today
-        self._today_value: str | None = None
+        self._today_day: int | None = None
         self._latest: int | None = None
         self.implausible = 0
         """Records whose ``SentTimestamp`` was there but not plausible (dated today)."""
 
-    def _fallback(self) -> str:
-        if self._today_value is None:
-            self._today_value = self._today().isoformat()
-        return self._today_value
+    def _fallback(self) -> int:
+        if self._today_day is None:
+            self._today_day = epoch_day(self._today())
+        return self._today_day
 
-    def for_record(self, record: Mapping[str, Any]) -> str:
+    def day(self, record: Mapping[str, Any]) -> int:
         attributes = record.get("attributes")
         # dict, not Mapping: an ABC isinstance check costs more than the rest of this method.
         sent = attributes.get("SentTimestamp") if isinstance(attributes, dict) else None
         if sent is None:
             return self._fallback()
         try:
-            cached = self._by_ms_day.get(int(sent) // _MS_PER_DAY)
+            day = int(sent) // _MS_PER_DAY
         except (TypeError, ValueError):
-            cached = None
-        return cached if cached is not None else self._careful(sent)
+            return self._careful(sent)
+        return day if day in self._ms_days else self._careful(sent)
 
-    def _careful(self, sent: object) -> str:
+    def iso(self, day: int) -> str:
+        text = self._iso.get(day)
+        if text is None:
+            text = self._iso[day] = day_date(day).isoformat()
+        return text
+
+    def for_record(self, record: Mapping[str, Any]) -> str:
+        return self.iso(self.day(record))
+
+    def _careful(self, sent: object) -> int:
         if self._latest is None:
-            self._latest = self._today().toordinal() - _EPOCH_ORDINAL + 1
+            self._latest = epoch_day(self._today()) + 1
         found = _day_and_unit(sent, self._latest)
         if found is None:
             self.implausible += 1
             return self._fallback()
         day, unit = found
-        text = date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
         if unit == _MS_PER_DAY:
-            self._by_ms_day[day] = text
-        return text
+            self._ms_days.add(day)
+        return day

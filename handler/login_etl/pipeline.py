@@ -53,13 +53,16 @@ class LoginSink(Protocol):
         message_ids: Sequence[str],
         rows: Iterable[PendingRow],
         *,
+        days: Sequence[int],
         groups: Mapping[str, str] | None,
     ) -> WriteOutcome:
         """Write the rows not yet in the ledger, all in one transaction.
 
         ``message_ids`` are every message of the batch (distinct, arrival order), known
         before anything is parsed, so the sink may claim them in the ledger while
-        ``rows`` is still being produced. ``rows`` is iterated exactly once, to the end;
+        ``rows`` is still being produced; ``days`` holds each one's ``SentTimestamp``
+        day (days since the epoch, as ``dates.SentDates.day``), which a redelivery
+        keeps. ``rows`` is iterated exactly once, to the end;
         it holds a row for some of ``message_ids`` only, and only those end up in the
         ledger. ``groups`` (FIFO queues only) maps each message id to its
         ``MessageGroupId``: after a row the database refuses, no later row of the same
@@ -114,8 +117,15 @@ def process_batch(
     # Each message id once, in arrival order: the same message twice in one batch gets
     # one outcome for both.
     ids = [str(record["messageId"]) for record in records]
+    record_days = [dates.day(record) for record in records]
     order = list(dict.fromkeys(ids))
     repeats = len(order) != len(ids)
+    days = record_days
+    if repeats:  # the day of each id in ``order`` (a repeat has the same attributes)
+        first_days: dict[str, int] = {}
+        for message_id, day in zip(ids, record_days, strict=True):
+            first_days.setdefault(message_id, day)
+        days = list(first_days.values())
     rejected: dict[str, Rejection] = {}
     # FIFO: each message's group (a record without one counts as one group of its own
     # kind, ""), and the groups with a rejected message, whose later messages wait.
@@ -130,14 +140,14 @@ def process_batch(
         """Parse lazily: the sink consumes this while the database works on the batch."""
         seen: set[str] = set()
         unknown_keys = 0
-        for record, message_id in zip(records, ids, strict=True):
+        for record, message_id, day in zip(records, ids, record_days, strict=True):
             if repeats:
                 if message_id in seen:
                     continue
                 seen.add(message_id)
             if groups is not None and groups[message_id] in held_groups:
                 continue  # held back: its group's order must wait for the rejected one
-            parsed = to_row(record.get("body"), shape, masker, dates.for_record(record))
+            parsed = to_row(record.get("body"), shape, masker, dates.iso(day))
             if isinstance(parsed, ParsedRow):
                 unknown_keys += parsed.unknown_keys
                 parsed.message_id = message_id
@@ -149,7 +159,7 @@ def process_batch(
         result.unknown_keys = unknown_keys
         result.implausible_sent_timestamps = dates.implausible
 
-    outcome = sink.write(order, accepted_rows(), groups=groups)
+    outcome = sink.write(order, accepted_rows(), days=days, groups=groups)
     rejected.update(outcome.rejected)
 
     for message_id, rejection in rejected.items():

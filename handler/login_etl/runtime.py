@@ -16,7 +16,7 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from .config import CONFIG_VARIABLES, SECRET_VARIABLES, Settings, load_settings
@@ -32,13 +32,20 @@ class ClosableSink(LoginSink, Protocol):
     def close(self) -> None: ...
 
 
+class SinkFactory(Protocol):
+    def __call__(
+        self, settings: ConnectionSettings, *, queue_retention_seconds: int
+    ) -> ClosableSink: ...
+
+
 class PipelineRuntime:
     """Resolves configuration lazily and keeps it, the masker and the sink warm.
 
     Settings are re-resolved when a configuration variable changes, and at most every
     ``max_age`` seconds when they come from Secrets Manager / SSM (so a rotated key or
     password is picked up without a cold start). The sink (its connection) is replaced
-    only when the database settings change. One runtime serves one thread at a time.
+    only when the database settings or the queue's retention change. One runtime serves
+    one thread at a time.
     """
 
     def __init__(
@@ -46,7 +53,7 @@ class PipelineRuntime:
         env: Mapping[str, str] | None = None,
         secrets: SecretSource | None = None,
         *,
-        sink_factory: Callable[[ConnectionSettings], ClosableSink] = PostgresSink,
+        sink_factory: SinkFactory = PostgresSink,
     ) -> None:
         self._env = os.environ if env is None else env
         self._secrets = secrets or SecretSource()
@@ -65,7 +72,10 @@ class PipelineRuntime:
             settings = load_settings(self._env, self._secrets)  # raises: fail closed
             if self._settings is None or settings.masking_key != self._settings.masking_key:
                 self._masker = Masker(settings.masking_key)
-            if self._settings is not None and settings.database != self._settings.database:
+            if self._settings is not None and (
+                settings.database != self._settings.database
+                or settings.queue_retention_seconds != self._settings.queue_retention_seconds
+            ):
                 self.close()
             self._settings, self._fingerprint = settings, fingerprint
             self._resolved_at = time.monotonic()
@@ -97,7 +107,9 @@ class PipelineRuntime:
     def _open_sink(self) -> ClosableSink:
         settings = self.settings()
         if self._sink is None:
-            self._sink = self._sink_factory(settings.database)
+            self._sink = self._sink_factory(
+                settings.database, queue_retention_seconds=settings.queue_retention_seconds
+            )
         return self._sink
 
 

@@ -175,10 +175,7 @@ def bench_handler(
             cpu = time.process_time() - cpu
             after = backend_cpu(conn, HANDLER_APPLICATION)
         expected = (invocations + 1) * batch
-        if (
-            count_rows(conn) != expected
-            or count_rows(conn, "login_etl.processed_messages") != expected
-        ):
+        if count_rows(conn) != expected or count_rows(conn, "login_etl.ledger") != expected:
             raise RuntimeError(f"handler@{batch}: rows or ledger entries missing")
         reset(conn)
     finally:

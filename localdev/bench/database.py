@@ -15,7 +15,7 @@ import pg8000.native
 
 from localdev.bench.plan import BENCH_APPLICATION
 from localdev.env import postgres as local_postgres
-from localdev.env.database import drop_database, with_database
+from localdev.env.database import drop_database, empty_tables, with_database
 
 
 def connect(url: str) -> pg8000.native.Connection:
@@ -77,7 +77,7 @@ def bench_database(admin_url: str) -> Iterator[str]:
 
 
 def reset(conn: pg8000.native.Connection) -> None:
-    conn.run("TRUNCATE user_logins, login_etl.processed_messages")
+    empty_tables(conn)
     conn.run("CHECKPOINT")
 
 

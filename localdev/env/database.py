@@ -43,3 +43,11 @@ def drop_database(admin: Any, name: str) -> None:
         name=name,
     )
     admin.run(f"DROP DATABASE IF EXISTS {name}")
+
+
+def empty_tables(conn: Any) -> None:
+    """Empty ``user_logins`` and every ledger slot (tests and benchmarks; an open connection)."""
+    from login_etl.postgres import sql
+
+    slots = [sql.slot_table(slot) for slot in range(sql.LEDGER_SLOTS)]
+    conn.run(f"TRUNCATE {', '.join(['user_logins', *slots])}")

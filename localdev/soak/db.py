@@ -101,7 +101,7 @@ class SoakDatabase:
         conn = self.connect()
         try:
             rows = conn.run(
-                "SELECT message_id, processed_at FROM login_etl.processed_messages "
+                "SELECT message_id, processed_at FROM login_etl.ledger "
                 "WHERE message_id = ANY(CAST(:ids AS text[]))",
                 ids=message_ids,
             )

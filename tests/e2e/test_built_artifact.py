@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from localdev.env import sam
+from localdev.env.database import empty_tables
 from localdev.lambda_event import LocalContext
 from tests.conftest import EVENTS, Databases, admin_connect
 
@@ -78,7 +79,7 @@ def clean_db(artifact_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
 def truncate(url: str) -> None:
     conn = admin_connect(url)
     try:
-        conn.run("TRUNCATE user_logins, login_etl.processed_messages")
+        empty_tables(conn)
     finally:
         conn.close()
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from localdev.env.sam import SamError
-from tests.conftest import Databases, Db
+from tests.conftest import LEDGER_TABLES, Databases, Db
 from tests.e2e.conftest import Deployer, client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(280)]
 
 SCHEMA_TABLES = {
     "public.user_logins",
-    "login_etl.processed_messages",
+    *LEDGER_TABLES,
     "login_etl.user_logins_decoded",
 }
 
@@ -48,7 +48,7 @@ def test_deploy_creates_the_schema_and_an_update_runs_it_again(
     schema = stack_resources(outputs)["Schema"]
     assert schema["ResourceStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
     assert schema["PhysicalResourceId"].startswith("login-etl-schema:")
-    Db(first).query("INSERT INTO login_etl.processed_messages (message_id) VALUES ('kept')")
+    Db(first).query("INSERT INTO login_etl.ledger_00 (message_id) VALUES ('kept')")
 
     # An update that points the stack at another database: the schema step runs there, and
     # the old database keeps everything (the replaced resource's Delete drops nothing).
@@ -58,7 +58,7 @@ def test_deploy_creates_the_schema_and_an_update_runs_it_again(
     assert updated["FunctionName"] == outputs["FunctionName"]
     assert tables(second) == SCHEMA_TABLES
     assert tables(first) == SCHEMA_TABLES
-    assert Db(first).query("SELECT message_id FROM login_etl.processed_messages") == [["kept"]]
+    assert Db(first).query("SELECT message_id FROM login_etl.ledger") == [["kept"]]
     assert stack_resources(updated)["Schema"]["PhysicalResourceId"].endswith(
         second.rsplit("/", 1)[1]
     )

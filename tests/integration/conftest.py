@@ -39,7 +39,7 @@ def legacy_url(databases: Databases) -> str:
 
 def _fresh(url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
     db = Db(url)
-    db.query("TRUNCATE user_logins, login_etl.processed_messages")
+    db.empty()
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("PII_HASH_KEY", PII_KEY)
     for name in (

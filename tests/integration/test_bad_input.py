@@ -59,11 +59,11 @@ bodies = st.one_of(special, logins, raw_bytes, edge_text)
 def test_bad_input_never_fails_the_batch(
     db: Db, handler: Any, captured_logs: Callable[[], str], batch: list[str]
 ) -> None:
-    db.query("TRUNCATE user_logins, login_etl.processed_messages")
+    db.empty()
     event = sqs_event(batch)
     response = handler(event)  # must not raise
     failed = set(failed_ids(response))
-    written = {r[0] for r in db.query("SELECT message_id FROM login_etl.processed_messages")}
+    written = {r[0] for r in db.query("SELECT message_id FROM login_etl.ledger")}
     assert written == set(record_ids(event)) - failed
     assert db.count() == len(written)
     logs = captured_logs()
@@ -92,7 +92,7 @@ copy_text_values = st.text(
 @given(values=st.lists(copy_text_values, min_size=3, max_size=3))
 def test_copy_path_stores_any_text_exactly(db: Db, handler: Any, values: list[str]) -> None:
     """Above SMALL_BATCH_ROWS the rows go through COPY's text format: escapes must hold."""
-    db.query("TRUNCATE user_logins, login_etl.processed_messages")
+    db.empty()
     device_type, locale, user_suffix = values
     logins = [
         {"user_id": f"u{i}{user_suffix}", "device_type": device_type, "locale": locale}

@@ -113,7 +113,7 @@ def test_statement_blocked_by_a_lock_times_out_and_commits_nothing(
     finally:
         locker.close()
     assert db.count() == 0
-    assert db.query("SELECT count(*) FROM login_etl.processed_messages")[0][0] == 0
+    assert db.query("SELECT count(*) FROM login_etl.ledger")[0][0] == 0
     # The retry (SQS redelivery) then writes everything exactly once.
     assert failed_ids(handler(event)) == []
     assert db.count() == size

@@ -111,7 +111,7 @@ def test_every_invalid_record_is_reported(db: Db, handler: Any) -> None:
     response = handler(event)
     assert failed_ids(response) == record_ids(event)
     assert db.count() == 0
-    assert db.query("SELECT count(*) FROM login_etl.processed_messages")[0][0] == 0
+    assert db.query("SELECT count(*) FROM login_etl.ledger")[0][0] == 0
 
 
 def test_create_date_falls_back_to_today_without_sent_timestamp(db: Db, handler: Any) -> None:

@@ -51,13 +51,13 @@ bodies = st.one_of(
 )
 @given(batch=st.lists(bodies, min_size=1, max_size=12))
 def test_any_bodies_are_each_written_or_reported(db: Db, handler: Any, batch: list[str]) -> None:
-    db.query("TRUNCATE user_logins, login_etl.processed_messages")
+    db.empty()
     event = sqs_event(batch)
     response = handler(event)
     failed = set(failed_ids(response))
     ids = record_ids(event)
     assert failed <= set(ids)
-    ledger = {r[0] for r in db.query("SELECT message_id FROM login_etl.processed_messages")}
+    ledger = {r[0] for r in db.query("SELECT message_id FROM login_etl.ledger")}
     assert ledger == set(ids) - failed  # written exactly when not reported failed
     assert db.count() == len(ledger)
 

@@ -11,7 +11,7 @@ import pytest
 
 from login_etl.schema_resource import handle
 from login_etl.secrets import SecretSource
-from tests.conftest import LEGACY_DDL, Databases, Db, admin_connect
+from tests.conftest import LEDGER_TABLES, LEGACY_DDL, Databases, Db, admin_connect
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +51,11 @@ def test_create_makes_the_schema_and_update_repeats_it(databases: Databases) -> 
     assert created["Status"] == "SUCCESS", created
     expected = {
         "public.user_logins",
-        "login_etl.processed_messages",
+        *LEDGER_TABLES,
         "login_etl.user_logins_decoded",
     }
     assert tables(url) == expected
-    Db(url).query("INSERT INTO login_etl.processed_messages (message_id) VALUES ('kept')")
+    Db(url).query("INSERT INTO login_etl.ledger_00 (message_id) VALUES ('kept')")
 
     updated = run(
         event("Update", PhysicalResourceId=created["PhysicalResourceId"]), {"DATABASE_URL": url}
@@ -63,7 +63,7 @@ def test_create_makes_the_schema_and_update_repeats_it(databases: Databases) -> 
     assert updated["Status"] == "SUCCESS"
     assert updated["PhysicalResourceId"] == created["PhysicalResourceId"]  # same database
     assert tables(url) == expected
-    assert Db(url).query("SELECT message_id FROM login_etl.processed_messages") == [["kept"]]
+    assert Db(url).query("SELECT message_id FROM login_etl.ledger") == [["kept"]]
 
 
 def test_an_existing_legacy_table_is_never_altered(databases: Databases) -> None:

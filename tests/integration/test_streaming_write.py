@@ -21,7 +21,8 @@ from login_etl import records
 from login_etl.connection_settings import ConnectionSettings
 from login_etl.masking import Masker
 from login_etl.pipeline import BatchResult, process_batch
-from login_etl.postgres import SMALL_BATCH_ROWS, PostgresSink
+from login_etl.postgres import SMALL_BATCH_ROWS, PostgresSink, sql
+from login_etl.postgres.ledger import slot_of
 from tests.conftest import on_each_server
 
 from .conftest import PII_KEY, Db, failed_ids, record_ids
@@ -38,7 +39,7 @@ def large_event(*, seed: int, invalid_ratio: float = 0.0, count: int = LARGE) ->
 
 
 def ledger_ids(db: Db) -> set[str]:
-    return {r[0] for r in db.query("SELECT message_id FROM login_etl.processed_messages")}
+    return {r[0] for r in db.query("SELECT message_id FROM login_etl.ledger")}
 
 
 def written_ids(event: dict[str, Any], response: dict[str, Any]) -> set[str]:
@@ -104,7 +105,9 @@ def test_connection_killed_while_the_claim_waits(db: Db, handler: Any) -> None:
     event = large_event(seed=10)
     locker = db.connect()
     locker.run("BEGIN")
-    locker.run("LOCK TABLE login_etl.processed_messages IN EXCLUSIVE MODE")
+    # The ledger table of the event's SentTimestamp day (sqs_event's default, 2025-11-24).
+    slot_table = sql.slot_table(slot_of(1_764_000_000_000 // 86_400_000))
+    locker.run(f"LOCK TABLE {slot_table} IN EXCLUSIVE MODE")
     outcome: dict[str, Any] = {}
     invocation = threading.Thread(target=lambda: outcome.update(response=handler(event)))
     invocation.start()
@@ -204,7 +207,7 @@ def test_rows_are_identical_on_both_write_paths(db: Db, handler: Any) -> None:
         assert failed_ids(handler(event)) == []
     columns = "user_id, device_type, masked_ip, masked_device_id, locale, app_version, create_date"
     via_small = db.query(f"SELECT {columns} FROM user_logins ORDER BY user_id")
-    db.query("TRUNCATE user_logins, login_etl.processed_messages")
+    db.empty()
     large = sqs_event(bodies, seed=16)
     for i, record in enumerate(large["Records"]):  # same SentTimestamp → same create_date
         record["attributes"] = small[i // 10]["Records"][i % 10]["attributes"]

@@ -48,7 +48,7 @@ def drain_db_url(default_databases: Databases) -> str:
 def db(drain_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Db:
     """An emptied current-DDL database, configured through the handler's variables."""
     database = Db(drain_db_url)
-    database.query("TRUNCATE user_logins, login_etl.processed_messages")
+    database.empty()
     monkeypatch.setenv("DATABASE_URL", drain_db_url)
     monkeypatch.setenv("PII_HASH_KEY", PII_KEY)
     for name in ("DB_SECRET_ARN", "PII_HASH_KEY_SECRET_ARN", "PII_HASH_KEY_PARAMETER"):

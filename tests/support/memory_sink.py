@@ -35,8 +35,10 @@ class MemorySink:
         message_ids: Sequence[str],
         rows: Iterable[PendingRow],
         *,
+        days: Sequence[int],
         groups: Mapping[str, str] | None,
     ) -> WriteOutcome:
+        assert len(days) == len(message_ids), "one SentTimestamp day per message id"
         self.writes.append(list(message_ids))
         pending = list(rows)
         unknown = [r.message_id for r in pending if r.message_id not in message_ids]

@@ -27,7 +27,7 @@ class Sinks:
     def __init__(self) -> None:
         self.built: list[tuple[ConnectionSettings, MemorySink]] = []
 
-    def __call__(self, settings: ConnectionSettings) -> MemorySink:
+    def __call__(self, settings: ConnectionSettings, *, queue_retention_seconds: int) -> MemorySink:
         sink = MemorySink()
         self.built.append((settings, sink))
         return sink
@@ -96,7 +96,7 @@ def test_the_collector_is_paused_during_batches_and_restored_after_the_last() ->
             return super().table_shape()
 
     sinks = iter([BlockingSink(), MemorySink()])
-    first = PipelineRuntime(dict(ENV), sink_factory=lambda settings: next(sinks))
+    first = PipelineRuntime(dict(ENV), sink_factory=lambda settings, **_: next(sinks))
     first.settings()
     second = first.for_worker()
     assert gc.isenabled()

@@ -9,12 +9,16 @@ from pg8000.exceptions import DatabaseError
 from ..pipeline import PendingRow, WriteOutcome
 from ..records import Rejection
 from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe, is_row_level, sqlstate
+from .ledger import BatchDays
 from .session import Session
 from .transaction import claim_and_copy
 
 
 def write_isolating(
-    session: Session, rows: Sequence[PendingRow], groups: Mapping[str, str] | None
+    session: Session,
+    rows: Sequence[PendingRow],
+    days: BatchDays,
+    groups: Mapping[str, str] | None,
 ) -> WriteOutcome:
     """Bisect inside one transaction (savepoints): log(n) extra round trips per bad row.
 
@@ -37,7 +41,7 @@ def write_isolating(
                     continue
             conn.run("SAVEPOINT chunk")
             try:
-                fresh = claim_and_copy(session, chunk)
+                fresh = claim_and_copy(session, chunk, days)
             except DatabaseError as error:
                 if not is_row_level(error):
                     raise

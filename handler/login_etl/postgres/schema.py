@@ -2,6 +2,11 @@
 
 Run as ``python -m login_etl.postgres.schema`` (reads ``DATABASE_URL``) or call
 :func:`init_schema` with an open connection. It never alters ``user_logins``.
+
+The ledger is a ring of daily tables (``ledger``). A single-table ledger of an earlier
+version (``login_etl.processed_messages``) is migrated in place: it stays, read by every
+claim while it holds ids, and the ledger's maintenance empties it once nothing in it can
+be redelivered. Nothing is copied, so the step is instant on any size of ledger.
 """
 
 from __future__ import annotations
@@ -23,9 +28,16 @@ def init_schema(conn: pg8000.native.Connection) -> None:
     try:
         conn.run(sql.CREATE_USER_LOGINS)
         conn.run(sql.CREATE_SCHEMA)
-        conn.run(sql.CREATE_LEDGER)
-        conn.run(sql.DROP_OLD_LEDGER_INDEX)
-        conn.run(sql.CREATE_LEDGER_INDEX)
+        conn.run(sql.CREATE_LEDGER_SLOT_DAYS)
+        conn.run(sql.FILL_LEDGER_SLOT_DAYS, last=sql.LEDGER_SLOTS - 1)
+        for slot in range(sql.LEDGER_SLOTS):
+            conn.run(sql.create_slot_table(slot))
+        legacy = bool(conn.run(sql.LEDGER_EXISTS, name=sql.LEGACY_LEDGER)[0][0])
+        if legacy:
+            conn.run(sql.DROP_OLD_LEDGER_INDEX)
+            conn.run(sql.CREATE_LEGACY_LEDGER_INDEX)
+        conn.run(sql.DROP_LEDGER_VIEW)
+        conn.run(sql.create_ledger_view(legacy))
         conn.run(sql.DECODE_APP_VERSION_FUNCTION)
         shape = read_table_shape(conn)
         conn.run(sql.DROP_VERSION_VIEW)
@@ -43,12 +55,6 @@ def init_database(settings: ConnectionSettings) -> None:
         init_schema(conn)
     finally:
         conn.close()
-
-
-def prune_ledger(conn: pg8000.native.Connection, older_than_days: int = 15) -> int:
-    """Delete ledger entries SQS can no longer redeliver (retention is at most 14 days)."""
-    conn.run(sql.PRUNE_LEDGER, days=older_than_days)
-    return conn.row_count or 0
 
 
 def main() -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import pg8000.native
 
@@ -12,7 +14,8 @@ from ..table import SchemaError, TableShape
 from . import sql
 from .connect import connect
 from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe
-from .introspect import read_table_shape
+from .introspect import legacy_ledger_has_ids, read_table_shape
+from .ledger import Ledger
 
 
 @dataclass(slots=True)
@@ -23,10 +26,7 @@ class Session:
 
     conn: pg8000.native.Connection
     shape: TableShape
-    claim: pg8000.native.PreparedStatement  # sql.CLAIM_MESSAGE_IDS
-    claim_new: pg8000.native.PreparedStatement  # sql.CLAIM_NEW_MESSAGE_IDS
-    unclaim: pg8000.native.PreparedStatement  # sql.UNCLAIM_MESSAGE_IDS
-    small_batch: pg8000.native.PreparedStatement  # sql.write_small_batch(shape)
+    ledger: Ledger  # the claim statements of each day's slot, and its maintenance
     copy_sql: str  # sql.copy_rows(shape)
     closed: bool = False
 
@@ -43,19 +43,14 @@ class Session:
             self.close()
 
 
-def open_session(settings: ConnectionSettings) -> Session:
+def open_session(
+    settings: ConnectionSettings, *, window_days: int, today: Callable[[], date]
+) -> Session:
     conn = connect(settings)
     try:
         shape = read_table_shape(conn)
-        return Session(
-            conn=conn,
-            shape=shape,
-            claim=conn.prepare(sql.CLAIM_MESSAGE_IDS),
-            claim_new=conn.prepare(sql.CLAIM_NEW_MESSAGE_IDS),
-            unclaim=conn.prepare(sql.UNCLAIM_MESSAGE_IDS),
-            small_batch=conn.prepare(sql.write_small_batch(shape)),
-            copy_sql=sql.copy_rows(shape),
-        )
+        ledger = Ledger(conn, shape, window_days, legacy_ledger_has_ids(conn), today)
+        return Session(conn=conn, shape=shape, ledger=ledger, copy_sql=sql.copy_rows(shape))
     except DRIVER_ERRORS as error:
         conn.close()
         raise DatabaseUnavailable(f"cannot prepare the batch write: {describe(error)}") from None

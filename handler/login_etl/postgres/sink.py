@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
 
+from ..config import MAX_RETENTION_SECONDS
 from ..connection_settings import ConnectionSettings
 from ..pipeline import PendingRow, WriteOutcome
 from ..table import TableShape
 from .errors import ConnectionLost, DatabaseUnavailable, RowRejected, describe
 from .isolate import write_isolating
+from .ledger import BatchDays, window_days
 from .session import Session, open_session
 from .streaming import write_streaming
 from .transaction import SMALL_BATCH_ROWS, write_transaction
@@ -19,7 +22,10 @@ class PostgresSink:
     """Writes batches to ``user_logins`` with an exactly-once ledger, one transaction each.
 
     One connection (a :class:`Session`), kept across warm invocations and re-opened when
-    a write found it unusable. A batch takes the first of these that can finish:
+    a write found it unusable. Each message id is claimed in the ledger slot of its
+    ``SentTimestamp`` day (``ledger``), kept for ``queue_retention_seconds`` (SQS's
+    maximum unless told) plus a day; a new day's first batch first does the ledger's
+    maintenance. Then a batch takes the first of these that can finish:
 
     1. **streamed** (more than ``SMALL_BATCH_ROWS`` messages): ``streaming.write_streaming``
        claims every id with a plain ``INSERT`` and ``COPY``s the rows while they are still
@@ -39,8 +45,16 @@ class PostgresSink:
     ``DatabaseUnavailable`` and nothing of the batch is written.
     """
 
-    def __init__(self, settings: ConnectionSettings) -> None:
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        *,
+        queue_retention_seconds: int = MAX_RETENTION_SECONDS,
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+    ) -> None:
         self._settings = settings
+        self._window = window_days(queue_retention_seconds)
+        self._today = today
         self._session: Session | None = None
         # Runs the database side of a streamed write.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="login-etl-db")
@@ -53,10 +67,13 @@ class PostgresSink:
         message_ids: Sequence[str],
         rows: Iterable[PendingRow],
         *,
+        days: Sequence[int],
         groups: Mapping[str, str] | None,
     ) -> WriteOutcome:
+        batch_days = BatchDays.of(message_ids, days)
+        self._prepare_ledger(batch_days)
         if len(message_ids) > SMALL_BATCH_ROWS:
-            streamed = write_streaming(self._open(), self._worker, message_ids, rows)
+            streamed = write_streaming(self._open(), self._worker, message_ids, batch_days, rows)
             if isinstance(streamed, set):
                 return WriteOutcome(written=streamed)
             rows = streamed  # fell back: write them the careful way below
@@ -64,9 +81,9 @@ class PostgresSink:
         if not pending:
             return WriteOutcome()
         try:
-            fresh = self._write_reconnecting(pending)
+            fresh = self._write_reconnecting(pending, batch_days)
         except RowRejected:
-            return write_isolating(self._open(), pending, groups)
+            return write_isolating(self._open(), pending, batch_days, groups)
         return WriteOutcome(written=fresh, duplicates={r.message_id for r in pending} - fresh)
 
     def close(self) -> None:
@@ -77,17 +94,34 @@ class PostgresSink:
 
     def _open(self) -> Session:
         if self._session is None or self._session.closed:
-            self._session = open_session(self._settings)
+            self._session = open_session(
+                self._settings, window_days=self._window, today=self._today
+            )
         return self._session
 
-    def _write_reconnecting(self, rows: Sequence[PendingRow]) -> set[str]:
+    def _prepare_ledger(self, days: BatchDays) -> None:
+        """The ledger's maintenance, when this session meets a day it has not seen."""
         try:
-            return write_transaction(self._open(), rows)
+            self._open().ledger.prepare(days.distinct())
+            return
+        except ConnectionLost:
+            self.close()  # a warm connection may have been dropped between invocations
+        try:
+            self._open().ledger.prepare(days.distinct())
+        except ConnectionLost as lost:
+            self.close()
+            raise DatabaseUnavailable(
+                f"connection lost during ledger maintenance: {describe(lost.__cause__ or lost)}"
+            ) from None
+
+    def _write_reconnecting(self, rows: Sequence[PendingRow], days: BatchDays) -> set[str]:
+        try:
+            return write_transaction(self._open(), rows, days)
         except ConnectionLost:
             # A warm connection may have been dropped between invocations.
             self.close()
         try:
-            return write_transaction(self._open(), rows)
+            return write_transaction(self._open(), rows, days)
         except ConnectionLost as lost:
             self.close()
             raise DatabaseUnavailable(

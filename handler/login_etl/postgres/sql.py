@@ -21,25 +21,98 @@ CREATE TABLE IF NOT EXISTS {TABLE_NAME}(
 
 CREATE_SCHEMA = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"
 
-CREATE_LEDGER = f"""
-CREATE TABLE IF NOT EXISTS {LEDGER} (
-    message_id   text PRIMARY KEY,
-    processed_at timestamptz NOT NULL DEFAULT now()
+# The ledger: a ring of LEDGER_SLOTS daily tables (see ledger.py). A message's id goes in
+# the table of its SentTimestamp day, which a redelivery keeps; LEDGER_SLOT_DAYS says
+# which day each table holds, and a table is emptied (TRUNCATE, never DELETE) when SQS
+# can no longer deliver a message of its day.
+LEDGER_SLOTS = 17
+LEDGER = f"{SCHEMA}.ledger"  # a view over every slot (and the legacy table), for reading
+LEDGER_SLOT_DAYS = f"{SCHEMA}.ledger_slots"
+# The single-table ledger of versions before the ring: kept, read by every claim, until
+# nothing in it can be redelivered; then emptied. Old versions of the function still
+# running during an update keep writing it, so it is not renamed.
+LEGACY_LEDGER = f"{SCHEMA}.processed_messages"
+
+
+def slot_table(slot: int) -> str:
+    """The table of ledger slot ``slot`` (0 .. LEDGER_SLOTS - 1)."""
+    return f"{SCHEMA}.ledger_{slot:02d}"
+
+
+CREATE_LEDGER_SLOT_DAYS = f"""
+CREATE TABLE IF NOT EXISTS {LEDGER_SLOT_DAYS} (
+    slot      smallint PRIMARY KEY,
+    day       date,  -- the SentTimestamp day whose ids the slot holds; NULL: empty
+    opened_on date   -- the day the slot was first used for it: kept for the window from then
 )
 """
-# For pruning by age only. BRIN, not B-tree: the ledger is appended in processed_at
-# order, and a B-tree entry per message would cost every batch write more than the
-# range scan of the daily prune saves. Replaces the B-tree index of earlier versions.
-DROP_OLD_LEDGER_INDEX = f"DROP INDEX IF EXISTS {SCHEMA}.processed_messages_processed_at"
-CREATE_LEDGER_INDEX = f"""
-CREATE INDEX IF NOT EXISTS processed_messages_processed_at_brin
-    ON {LEDGER} USING brin (processed_at)
+FILL_LEDGER_SLOT_DAYS = f"""
+INSERT INTO {LEDGER_SLOT_DAYS} (slot) SELECT generate_series(0, :last)
+ON CONFLICT (slot) DO NOTHING
 """
 
-# SQS keeps a message at most 14 days, so older ledger entries can never match again.
-PRUNE_LEDGER = f"""
-DELETE FROM {LEDGER} WHERE processed_at < now() - make_interval(days => :days)
+
+def create_slot_table(slot: int) -> str:
+    table = slot_table(slot)
+    return f"""
+CREATE TABLE IF NOT EXISTS {table} (
+    message_id   text PRIMARY KEY,
+    processed_at timestamptz NOT NULL DEFAULT now()  -- the writing transaction's start
+)
 """
+
+
+def create_ledger_view(legacy: bool) -> str:
+    """``login_etl.ledger``: every id the ledger holds, the day of its slot (NULL: the
+    legacy table) and when it was written."""
+    parts = [
+        f"SELECT m.message_id, d.day, m.processed_at FROM {slot_table(slot)} AS m"
+        f" JOIN {LEDGER_SLOT_DAYS} AS d ON d.slot = {slot}"
+        for slot in range(LEDGER_SLOTS)
+    ]
+    if legacy:
+        parts.append(f"SELECT message_id, NULL::date, processed_at FROM {LEGACY_LEDGER}")
+    union = "\nUNION ALL ".join(parts)
+    return f"CREATE VIEW {LEDGER} (message_id, day, processed_at) AS\n{union}"
+
+
+DROP_LEDGER_VIEW = f"DROP VIEW IF EXISTS {LEDGER}"
+
+# Only the legacy table is pruned by age, and only until it is empty. BRIN, not B-tree:
+# it was appended in processed_at order (the index of the version before the ring).
+DROP_OLD_LEDGER_INDEX = f"DROP INDEX IF EXISTS {SCHEMA}.processed_messages_processed_at"
+CREATE_LEGACY_LEDGER_INDEX = f"""
+CREATE INDEX IF NOT EXISTS processed_messages_processed_at_brin
+    ON {LEGACY_LEDGER} USING brin (processed_at)
+"""
+LEGACY_LEDGER_HAS_IDS = f"SELECT EXISTS (SELECT 1 FROM {LEGACY_LEDGER})"
+LEGACY_LEDGER_HAS_IDS_SINCE = f"""
+SELECT EXISTS (SELECT 1 FROM {LEGACY_LEDGER} WHERE processed_at >= CAST(:since AS date))
+"""
+TRUNCATE_LEGACY_LEDGER = f"TRUNCATE {LEGACY_LEDGER}"
+
+# Maintenance of the ring (ledger.py), each in its own short transaction.
+SLOT_DAY = f"SELECT day FROM {LEDGER_SLOT_DAYS} WHERE slot = :slot"
+LOCK_SLOT_DAY = f"SELECT day FROM {LEDGER_SLOT_DAYS} WHERE slot = :slot FOR UPDATE"
+OPEN_SLOT = f"""
+UPDATE {LEDGER_SLOT_DAYS} SET day = CAST(:day AS date), opened_on = CAST(:today AS date)
+WHERE slot = :slot
+"""
+# Other sessions' maintenance skips the rows this one has locked (it is doing it).
+EXPIRED_SLOTS = f"""
+SELECT slot FROM {LEDGER_SLOT_DAYS} WHERE opened_on < CAST(:cutoff AS date)
+ORDER BY slot FOR UPDATE SKIP LOCKED
+"""
+EMPTY_SLOT = f"UPDATE {LEDGER_SLOT_DAYS} SET day = NULL, opened_on = NULL WHERE slot = :slot"
+# A TRUNCATE waits for every other lock on its table (an analyst's long query on the
+# ledger view): at most this long, then it is left for the next maintenance.
+SHORT_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '1000', true)"
+
+
+def truncate_slot(slot: int) -> str:
+    table = slot_table(slot)
+    return f"TRUNCATE {table}"
+
 
 # app_version (integer) = MAJOR*1_000_000 + MINOR*1_000 + PATCH  →  'x.y.z'
 DECODE_APP_VERSION_FUNCTION = f"""
@@ -81,16 +154,29 @@ SELECT set_config('statement_timeout', :statement_timeout, false),
 """
 
 
-# Step 1 of a batch write: claim the message ids in the ledger and return the ones
-# that were already there (a redelivery) — usually none, so little comes back. A
-# concurrent claim of the same id waits for the other transaction, then counts as
-# already there: a message is written at most once.
-CLAIM_MESSAGE_IDS = f"""
+# While the legacy table has ids, every claim also looks there: an id found in it counts
+# as already claimed.
+def _unseen(legacy: bool) -> str:
+    if not legacy:
+        return ""
+    return (
+        f"WHERE NOT EXISTS (SELECT 1 FROM {LEGACY_LEDGER} AS l"
+        " WHERE l.message_id = batch.message_id)"
+    )
+
+
+def claim_message_ids(slot: int, legacy: bool) -> str:
+    """Step 1 of a batch write: claim the ids in slot ``slot``'s table; return the ones
+    already claimed (a redelivery) — usually none, so little comes back. A concurrent
+    claim of the same id waits for the other transaction, then counts as already
+    there: a message is written at most once."""
+    table, unseen = slot_table(slot), _unseen(legacy)
+    return f"""
 WITH batch AS (
     SELECT json_array_elements_text(CAST(:message_ids AS json)) AS message_id
 ), claimed AS (
-    INSERT INTO {LEDGER} (message_id)
-    SELECT message_id FROM batch
+    INSERT INTO {table} (message_id)
+    SELECT message_id FROM batch {unseen}
     ON CONFLICT (message_id) DO NOTHING
     RETURNING message_id
 )
@@ -98,29 +184,39 @@ SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
 """
 
 
-# The streaming path's claim: every message id of the batch, expecting none to be there
-# yet (plain INSERT, cheaper than ON CONFLICT). A redelivered id fails it with 23505 and
-# the batch is written the careful way (CLAIM_MESSAGE_IDS) instead.
-CLAIM_NEW_MESSAGE_IDS = f"""
-INSERT INTO {LEDGER} (message_id)
-SELECT json_array_elements_text(CAST(:message_ids AS json))
+def claim_new_message_ids(slot: int, legacy: bool) -> str:
+    """The streaming path's claim: every id, expecting none to be there yet (plain
+    INSERT, cheaper than ON CONFLICT). A redelivered id fails it with 23505 and the
+    batch is written the careful way (``claim_message_ids``) instead. An id the legacy
+    table holds is selected twice, so it fails the same way."""
+    table = slot_table(slot)
+    ids = "SELECT json_array_elements_text(CAST(:message_ids AS json))"
+    if not legacy:
+        return f"INSERT INTO {table} (message_id) {ids}"
+    return f"""
+INSERT INTO {table} (message_id) {ids}
+UNION ALL SELECT l.message_id FROM {LEGACY_LEDGER} AS l WHERE l.message_id IN ({ids})
 """
 
-# Ids claimed by the streaming path whose message produced no row (rejected, or held
-# back on a FIFO queue): removed again before the commit.
-UNCLAIM_MESSAGE_IDS = f"""
-DELETE FROM {LEDGER}
+
+def unclaim_message_ids(slot: int) -> str:
+    """Ids claimed by the streaming path whose message produced no row (rejected, or
+    held back on a FIFO queue): removed again before the commit."""
+    table = slot_table(slot)
+    return f"""
+DELETE FROM {table}
 WHERE message_id IN (SELECT json_array_elements_text(CAST(:message_ids AS json)))
 """
 
 
-def write_small_batch(shape: TableShape) -> str:
-    """A whole small batch in ONE statement (one round trip, its own transaction).
+def write_small_batch(shape: TableShape, slot: int, legacy: bool) -> str:
+    """A whole small batch of one SentTimestamp day in ONE statement (one round trip,
+    its own transaction).
 
     Claims the ids and inserts the rows of the newly claimed ones; returns the ids that
     were already in the ledger. ``:rows`` is a JSON array of ``[message_id, *row]``.
     For large batches COPY is cheaper per row than Postgres parsing JSON, so they use a
-    claim (``CLAIM_NEW_MESSAGE_IDS``, or ``CLAIM_MESSAGE_IDS`` on the careful path) and
+    claim (``claim_new_message_ids``, or ``claim_message_ids`` on the careful path) and
     ``copy_rows`` in an explicit transaction instead.
     """
     casts = {
@@ -132,14 +228,15 @@ def write_small_batch(shape: TableShape) -> str:
         for i, column in enumerate(shape.columns)
     )
     columns = ", ".join(shape.columns)
+    table, unseen = slot_table(slot), _unseen(legacy)
     return f"""
 WITH batch AS (
     SELECT r->>0 AS message_id,
            {selected}
     FROM json_array_elements(CAST(:rows AS json)) AS r
 ), claimed AS (
-    INSERT INTO {LEDGER} (message_id)
-    SELECT message_id FROM batch
+    INSERT INTO {table} (message_id)
+    SELECT message_id FROM batch {unseen}
     ON CONFLICT (message_id) DO NOTHING
     RETURNING message_id
 ), inserted AS (

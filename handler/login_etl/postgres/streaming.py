@@ -21,6 +21,7 @@ from pg8000.exceptions import DatabaseError
 
 from ..pipeline import PendingRow
 from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe, is_connection_error, is_row_level
+from .ledger import BatchDays
 from .session import Session
 from .transaction import copy_chunk
 
@@ -40,6 +41,7 @@ def write_streaming(
     session: Session,
     worker: ThreadPoolExecutor,
     message_ids: Sequence[str],
+    days: BatchDays,
     rows: Iterable[PendingRow],
 ) -> set[str] | list[PendingRow]:
     """Return the ids written, or, when the fast path cannot finish, the parsed rows.
@@ -48,20 +50,23 @@ def write_streaming(
     refused, or the connection was lost: then the transaction is rolled back (or the
     session closed) and the caller writes the returned rows the careful way.
     """
-    conn, claim, unclaim = session.conn, session.claim_new, session.unclaim
+    conn, ledger = session.conn, session.ledger
+    # Prepared here: the worker thread only runs them.
+    claims = [(ledger.statements(day).claim_new, ids) for day, ids in days.split(message_ids)]
     chunks: SimpleQueue[bytes | None] = SimpleQueue()
     # After the last chunk: the ids to un-claim before COMMIT, or None for no COMMIT.
     finish: SimpleQueue[list[str] | None] = SimpleQueue()
 
     def database_side() -> None:  # on the worker thread; this one waits for it
         conn.run("BEGIN")
-        claim.run(message_ids=json.dumps(message_ids))
+        for claim_new, ids in claims:
+            claim_new.run(message_ids=json.dumps(ids))
         conn.execute_unnamed(session.copy_sql, stream=iter(chunks.get, None))
         stale = finish.get()
         if stale is None:
             return
-        if stale:
-            unclaim.run(message_ids=json.dumps(stale))
+        for day, ids in days.split(stale):  # the statements exist: each day was claimed
+            ledger.statements(day).unclaim.run(message_ids=json.dumps(ids))
         conn.run("COMMIT")
 
     _SWITCH_INTERVAL.shorten()

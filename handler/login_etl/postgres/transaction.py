@@ -1,8 +1,9 @@
 """One batch in one transaction, in a constant number of round trips.
 
-Up to ``SMALL_BATCH_ROWS`` rows: one autocommitted statement that claims the ids in
-the ledger and inserts the rows of the newly claimed ones. Above: ``BEGIN``, claim
-(``ON CONFLICT``), ``COPY`` of the newly claimed rows, ``COMMIT``.
+Up to ``SMALL_BATCH_ROWS`` rows of one ``SentTimestamp`` day: one autocommitted
+statement that claims the ids in the ledger and inserts the rows of the newly claimed
+ones. Above (or spanning days): ``BEGIN``, claim (``ON CONFLICT``, one per day's
+ledger slot), ``COPY`` of the newly claimed rows, ``COMMIT``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .errors import (
     is_connection_error,
     is_row_level,
 )
+from .ledger import BatchDays
 from .session import Session
 
 # Up to this many rows a batch is one statement (one round trip); above, BEGIN + claim +
@@ -31,7 +33,7 @@ from .session import Session
 SMALL_BATCH_ROWS: Final = 100
 
 
-def write_transaction(session: Session, rows: Sequence[PendingRow]) -> set[str]:
+def write_transaction(session: Session, rows: Sequence[PendingRow], days: BatchDays) -> set[str]:
     """Write the rows not yet in the ledger; return their message ids.
 
     Raises ``ConnectionLost`` (the connection broke: retry on a new one),
@@ -39,14 +41,15 @@ def write_transaction(session: Session, rows: Sequence[PendingRow]) -> set[str]:
     or ``DatabaseUnavailable`` (anything else; the session is closed).
     """
     conn = session.conn
-    small = len(rows) <= SMALL_BATCH_ROWS
+    small = len(rows) <= SMALL_BATCH_ROWS and days.single is not None
     try:
-        if small:  # one autocommitted statement: atomic on its own
+        if small and days.single is not None:  # one autocommitted statement: atomic
             payload = json.dumps([[r.message_id, *r.row] for r in rows])
-            already = {row[0] for row in session.small_batch.run(rows=payload)}
+            statement = session.ledger.statements(days.single).small_batch
+            already = {row[0] for row in statement.run(rows=payload)}
             return {r.message_id for r in rows} - already
         conn.run("BEGIN")
-        fresh = claim_and_copy(session, rows)
+        fresh = claim_and_copy(session, rows, days)
         conn.run("COMMIT")
     except DatabaseError as error:
         if is_connection_error(error):
@@ -66,10 +69,13 @@ def write_transaction(session: Session, rows: Sequence[PendingRow]) -> set[str]:
     return fresh
 
 
-def claim_and_copy(session: Session, rows: Sequence[PendingRow]) -> set[str]:
+def claim_and_copy(session: Session, rows: Sequence[PendingRow], days: BatchDays) -> set[str]:
     """Claim the ids, COPY the rows of the newly claimed ones; return those ids."""
     ids = [r.message_id for r in rows]
-    already = {row[0] for row in session.claim.run(message_ids=json.dumps(ids))}
+    already: set[str] = set()
+    for day, day_ids in days.split(ids):
+        claim = session.ledger.statements(day).claim
+        already.update(row[0] for row in claim.run(message_ids=json.dumps(day_ids)))
     fresh = [r for r in rows if r.message_id not in already] if already else rows
     if fresh:
         # execute_unnamed: run() would re-scan the SQL for :params on every batch.

@@ -91,7 +91,7 @@ def test_missing_ledger_then_init_db(
     url = databases.create(image_ddl, init=False)
     args = ("--queue-url", AWS_QUEUE.format("loaded"), "--database-url", url)
     assert run(*args) == cli.EXIT_DATABASE
-    assert "ledger table login_etl.processed_messages does not exist" in one_line_error(capsys)
+    assert "ledger login_etl.ledger_slots does not exist" in one_line_error(capsys)
 
     assert run(*args, "--init-db") == cli.EXIT_OK
     assert Db(url).count() == 5

@@ -118,7 +118,7 @@ def test_large_batches_take_the_streamed_write(
     send_batched(moto_sqs, url, bodies)
     assert drain(url, "--concurrency", "2", "--batch-size", "150") == 0
     assert db.query("SELECT count(*), count(DISTINCT user_id) FROM user_logins") == [[599, 599]]
-    assert db.query("SELECT count(*) FROM login_etl.processed_messages") == [[599]]
+    assert db.query("SELECT count(*) FROM login_etl.ledger") == [[599]]
     assert "written 599 |" in capsys.readouterr().out
 
 

@@ -1,0 +1,212 @@
+"""The exactly-once ledger: a ring of daily tables whose size and claim cost stay flat.
+
+A message's id is claimed in the table of its ``SentTimestamp`` day (a redelivery keeps
+the day): slot ``day % LEDGER_SLOTS``, table ``login_etl.ledger_NN``, each with its own
+primary key, so a claim probes one day's index, never the whole history's.
+``login_etl.ledger_slots`` records the day each slot holds and when it was opened.
+
+Maintenance runs on the write path, before a batch's transaction, in short transactions
+of its own, and only when this session meets a day it has not seen (a new day, a new
+connection):
+
+- **Opening** a slot for day ``d`` whose table still holds an older day empties it
+  (``TRUNCATE``). That older day is at least ``LEDGER_SLOTS`` days old, beyond any
+  queue's retention.
+- **Expiring**, once per session and day: a slot opened more than ``window_days`` ago is
+  emptied (``TRUNCATE``), so the ledger keeps about the queue's retention, not the
+  maximum. The legacy single-table ledger is emptied the same way once its newest id is
+  that old.
+
+A ``TRUNCATE`` waits at most a second for other locks on its table (nobody writes to
+an old slot; an analyst may be reading the ``login_etl.ledger`` view), then is left
+for the next maintenance: writes never queue behind it. Days come from the caller's
+clock (UTC); the window keeps a day of margin for clocks that differ from SQS's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Final
+
+import pg8000.native
+from pg8000.exceptions import DatabaseError
+
+from ..config import MAX_RETENTION_SECONDS
+from ..dates import day_date, epoch_day
+from ..table import TableShape
+from . import sql
+from .errors import DRIVER_ERRORS, ConnectionLost, DatabaseUnavailable, describe
+from .errors import is_connection_error as _is_connection_error
+
+SLOTS: Final = sql.LEDGER_SLOTS
+MARGIN_DAYS: Final = 1
+
+_log = logging.getLogger(__name__)
+
+
+def window_days(retention_seconds: int) -> int:
+    """Days a slot is kept after it was opened: the retention in days, rounded up, plus
+    a day of margin. With tomorrow (an SQS clock slightly ahead) and today, at most
+    ``window + 2`` days are live at once, which the ring has room for."""
+    if not 0 < retention_seconds <= MAX_RETENTION_SECONDS:
+        raise ValueError(f"queue retention {retention_seconds} s is not 1 s .. 14 days")
+    return -(-retention_seconds // 86_400) + MARGIN_DAYS
+
+
+def slot_of(day: int) -> int:
+    return day % SLOTS
+
+
+@dataclass(slots=True)
+class SlotStatements:
+    """The batch statements of one slot, prepared on first use."""
+
+    claim: pg8000.native.PreparedStatement  # sql.claim_message_ids
+    claim_new: pg8000.native.PreparedStatement  # sql.claim_new_message_ids
+    unclaim: pg8000.native.PreparedStatement  # sql.unclaim_message_ids
+    small_batch: pg8000.native.PreparedStatement  # sql.write_small_batch
+
+
+@dataclass(slots=True)
+class Ledger:
+    """One connection's use of the ring: prepared statements per slot, and the days
+    whose slots it knows to be open (so maintenance costs nothing per batch)."""
+
+    conn: pg8000.native.Connection
+    shape: TableShape
+    window: int
+    legacy: bool  # the legacy table had ids when the session opened: claims look there
+    today: Callable[[], date]
+    _statements: dict[int, SlotStatements] = field(default_factory=dict)
+    _open: dict[int, int] = field(default_factory=dict)  # slot -> day
+    _expired_on: date | None = None
+
+    def statements(self, day: int) -> SlotStatements:
+        """The statements of ``day``'s slot (prepared by :meth:`prepare`)."""
+        slot = slot_of(day)
+        found = self._statements.get(slot)
+        if found is None:
+            conn, legacy = self.conn, self.legacy
+            found = SlotStatements(
+                claim=conn.prepare(sql.claim_message_ids(slot, legacy)),
+                claim_new=conn.prepare(sql.claim_new_message_ids(slot, legacy)),
+                unclaim=conn.prepare(sql.unclaim_message_ids(slot)),
+                small_batch=conn.prepare(sql.write_small_batch(self.shape, slot, legacy)),
+            )
+            self._statements[slot] = found
+        return found
+
+    def prepare(self, days: Iterable[int]) -> None:
+        """Make the slots of ``days`` ready for claims and prepare their statements;
+        outside any transaction.
+
+        Raises ``ConnectionLost`` (retry on a new connection) or ``DatabaseUnavailable``.
+        """
+        try:
+            today = self.today()
+            if self._expired_on != today:
+                self._expire(today)
+                self._expired_on = today
+            for day in days:
+                if self._open.get(slot_of(day)) != day:
+                    self._open_slot(day, today)
+                self.statements(day)
+        except DatabaseError as error:
+            self._rollback()
+            if _is_connection_error(error):
+                raise ConnectionLost from error
+            raise DatabaseUnavailable(f"ledger maintenance failed: {describe(error)}") from None
+        except DRIVER_ERRORS as error:
+            raise ConnectionLost from error
+
+    def _open_slot(self, day: int, today: date) -> None:
+        slot = slot_of(day)
+        conn = self.conn
+        (held,) = conn.run(sql.SLOT_DAY, slot=slot)[0]
+        if held != day_date(day):  # a plain read first: usually another session opened it
+            conn.run("BEGIN")
+            (held,) = conn.run(sql.LOCK_SLOT_DAY, slot=slot)[0]
+            if held is None or held < day_date(day):
+                if held is not None:
+                    self._truncate(slot)
+                conn.run(sql.OPEN_SLOT, slot=slot, day=day_date(day), today=today)
+                held = day_date(day)
+            conn.run("COMMIT")
+        if held == day_date(day):
+            self._open[slot] = day
+        # else the slot holds a later day: ``day`` is older than any retention (a message
+        # SQS can no longer deliver). Its id is claimed there all the same.
+
+    def _expire(self, today: date) -> None:
+        conn = self.conn
+        cutoff = day_date(epoch_day(today) - self.window)
+        conn.run("BEGIN")
+        for (slot,) in conn.run(sql.EXPIRED_SLOTS, cutoff=cutoff):
+            if self._truncate(slot):
+                conn.run(sql.EMPTY_SLOT, slot=slot)
+                self._open.pop(slot, None)
+        if (
+            self.legacy
+            and conn.run(sql.LEGACY_LEDGER_HAS_IDS)[0][0]
+            and not conn.run(sql.LEGACY_LEDGER_HAS_IDS_SINCE, since=cutoff)[0][0]
+        ):
+            self._truncate(None)
+        conn.run("COMMIT")
+
+    def _truncate(self, slot: int | None) -> bool:
+        """TRUNCATE a slot (None: the legacy table) in a savepoint, waiting at most a
+        second for the table's lock."""
+        conn = self.conn
+        conn.run("SAVEPOINT ledger_truncate")
+        try:
+            conn.run(sql.SHORT_LOCK_TIMEOUT)
+            if slot is None:
+                conn.run(sql.TRUNCATE_LEGACY_LEDGER)
+            else:
+                conn.run(sql.truncate_slot(slot))
+        except DatabaseError as error:
+            if _is_connection_error(error):
+                raise
+            conn.run("ROLLBACK TO SAVEPOINT ledger_truncate")
+            what = sql.LEGACY_LEDGER if slot is None else sql.slot_table(slot)
+            _log.warning("%s not emptied, left for the next maintenance: %s", what, describe(error))
+            return False
+        conn.run("RELEASE SAVEPOINT ledger_truncate")
+        return True
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(*DRIVER_ERRORS):
+            self.conn.run("ROLLBACK")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDays:
+    """The ``SentTimestamp`` day (days since the epoch) of each message of a batch."""
+
+    single: int | None  # the day of every message, when they share one (nearly always)
+    by_id: dict[str, int]  # each message's day otherwise (else empty)
+
+    @classmethod
+    def of(cls, message_ids: Sequence[str], days: Sequence[int]) -> BatchDays:
+        if len(days) != len(message_ids):
+            raise ValueError("one day per message id")
+        if not days or min(days) == max(days):
+            return cls(days[0] if days else None, {})
+        return cls(None, dict(zip(message_ids, days, strict=True)))
+
+    def distinct(self) -> set[int]:
+        return {self.single} if self.single is not None else set(self.by_id.values())
+
+    def split(self, message_ids: Iterable[str]) -> list[tuple[int, list[str]]]:
+        """``message_ids`` by day (each list in the given order; no empty list)."""
+        if self.single is not None:
+            ids = list(message_ids)
+            return [(self.single, ids)] if ids else []
+        by_day: dict[int, list[str]] = {}
+        for message_id in message_ids:
+            by_day.setdefault(self.by_id[message_id], []).append(message_id)
+        return list(by_day.items())
