@@ -4,6 +4,7 @@
     python -m localdev.bench --quick    # smaller counts, a smoke test of the bench itself
     python -m localdev.bench --profile 1000   # cProfile of warm handler@1000 instead
     python -m localdev.bench --no-subprocess  # skip the cold-start and RSS runs
+    python -m localdev.bench --no-ledger      # skip the ledger section (~100 s of the run)
 
 One run, one Postgres: a fresh embedded server in a temporary directory, or the
 server of ``BENCH_DATABASE_URL`` (an admin URL; the bench works only inside a
@@ -31,6 +32,12 @@ when something failed, never because a figure missed its target. The load averag
 printed before and after: on a busy machine (Postgres shares the cores here) every
 figure is pessimistic, the naive baseline (fsync + round-trip bound) differently from
 the CPU-bound handler, so compare ratios only from quiet runs.
+
+Last, the ledger (``localdev.bench.ledger``), on a server of its own with larger shared
+buffers (or ``BENCH_DATABASE_URL``'s, in databases of its own): the claim on an empty ring
+vs one loaded with 20 M ids over 15 days, and vs the single-table ledger it replaced;
+TRUNCATE of a slot while claims go on; bytes per id, and a day's ledger at 1k-100k
+logins/s.
 """
 
 from __future__ import annotations
@@ -51,9 +58,18 @@ from localdev.bench.contenders import (
 )
 from localdev.bench.database import bench_database, server
 from localdev.bench.fresh import bench_cold, bench_rss
+from localdev.bench.ledger import RATES, SHARED_BUFFERS, bench_ledger
 from localdev.bench.plan import BENCH_KEY, FULL, QUICK, RANDOM_SEED, BenchPlan
 from localdev.bench.profile import profile_handler
-from localdev.bench.report import Figure, machine_facts, median_figure, merged_figure, report
+from localdev.bench.report import (
+    Figure,
+    LedgerFigures,
+    ledger_report,
+    machine_facts,
+    median_figure,
+    merged_figure,
+    report,
+)
 from localdev.lambda_event import sqs_event
 from localdev.traffic import login_bodies
 
@@ -79,7 +95,13 @@ def _busy_warning() -> str | None:
     return None
 
 
-def run(plan: BenchPlan, *, subprocesses: bool = True, profile: int | None = None) -> int:
+def run(
+    plan: BenchPlan,
+    *,
+    subprocesses: bool = True,
+    profile: int | None = None,
+    ledger: bool = True,
+) -> int:
     os.environ.update(
         {
             "PII_HASH_KEY": BENCH_KEY,
@@ -137,7 +159,16 @@ def run(plan: BenchPlan, *, subprocesses: bool = True, profile: int | None = Non
             done = _step(f"peak RSS ({plan.rss_batches} x {plan.rss_batch_size:,})")
             rss = bench_rss(url, plan.rss_batches, plan.rss_batch_size)
             done()
+    ledger_figures: LedgerFigures | None = None
+    if ledger:
+        own = "BENCH_DATABASE_URL" if os.environ.get("BENCH_DATABASE_URL") else "fresh"
+        done = _step(f"ledger: server ({own}; shared_buffers={SHARED_BUFFERS} if fresh)")
+        with server({"shared_buffers": SHARED_BUFFERS}) as (ledger_url, ledger_where):
+            done()
+            ledger_figures = bench_ledger(ledger_url, ledger_where, plan, _step)
     print("\n".join(report(figures, cold, rss)))
+    if ledger_figures is not None:
+        print("\n".join(ledger_report(ledger_figures, RATES)))
     print(f"\nload {_load()} at the end (includes the bench and its Postgres)")
     if busy:
         print(busy)
@@ -153,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-subprocess", action="store_true", help="skip the cold-start and RSS runs"
     )
+    parser.add_argument("--no-ledger", action="store_true", help="skip the ledger section")
     parser.add_argument(
         "--profile",
         type=int,
@@ -165,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             QUICK if args.quick else FULL,
             subprocesses=not args.no_subprocess,
             profile=args.profile,
+            ledger=not args.no_ledger,
         )
     except (RuntimeError, OSError, subprocess.SubprocessError) as error:
         print(f"bench: error: {error}", file=sys.stderr)

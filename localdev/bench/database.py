@@ -7,7 +7,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,8 +31,12 @@ def connect(url: str) -> pg8000.native.Connection:
 
 
 @contextlib.contextmanager
-def server() -> Iterator[tuple[str, str]]:
-    """(admin URL, description) of the Postgres to use, started here unless given."""
+def server(settings: Mapping[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """(admin URL, description) of the Postgres to use, started here unless given.
+
+    ``settings`` (name: value, from the bench's code): set on a server started here,
+    restarted to apply them; a given server keeps its own.
+    """
     own = os.environ.get("BENCH_DATABASE_URL")
     if own:
         yield own, "BENCH_DATABASE_URL"
@@ -42,6 +46,15 @@ def server() -> Iterator[tuple[str, str]]:
     try:
         server = local_postgres.start(data_dir, port=0)
         try:
+            if settings:
+                admin = connect(server.url)
+                try:
+                    for name, value in settings.items():
+                        admin.run(f"ALTER SYSTEM SET {name} = '{value}'")
+                finally:
+                    admin.close()
+                local_postgres.stop(data_dir)  # some (shared_buffers) take a restart
+                server = local_postgres.start(data_dir, port=0)
             yield server.url, f"embedded, fresh in {workdir}"
         finally:
             local_postgres.stop(data_dir, mode="immediate")

@@ -33,6 +33,9 @@ class BenchPlan:
     rss_batches: int
     rss_batch_size: int
     cold_repeats: int
+    ledger_ids: int  # loaded into the full ring (and into the single-table ledger)
+    ledger_repeats: int  # claim repeats per ledger, interleaved
+    ledger_batches: int  # claims of 1,000 ids per ledger and repeat
 
 
 FULL = BenchPlan(
@@ -44,6 +47,9 @@ FULL = BenchPlan(
     rss_batches=3,
     rss_batch_size=10_000,
     cold_repeats=5,
+    ledger_ids=20_000_000,
+    ledger_repeats=15,
+    ledger_batches=4,
 )
 QUICK = BenchPlan(
     pool=24_000,
@@ -54,4 +60,7 @@ QUICK = BenchPlan(
     rss_batches=1,
     rss_batch_size=10_000,
     cold_repeats=1,
+    ledger_ids=200_000,
+    ledger_repeats=3,
+    ledger_batches=2,
 )

@@ -1,10 +1,12 @@
-"""The figures of a run and the report printed from them (table, targets, RSS, cold start)."""
+"""The figures of a run and the report printed from them (table, targets, RSS, cold start,
+the ledger)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import platform
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +50,60 @@ class ColdStart:
     import_s: float
     first_s: float
     second_s: float
+
+
+@dataclass
+class LedgerClaims:
+    """Claims of 1,000 ids into one ledger: per repeat, microseconds per id."""
+
+    phase: str  # the ledgers of a phase take turns
+    name: str
+    ledger_ids: int  # ids loaded into the ledger (before any claim)
+    table_ids: int  # of them, in the table claimed into (today's slot, or the single table)
+    statement_us: list[float]  # the claim statement alone
+    commit_us: list[float]  # claim + COMMIT
+    wal_bytes_per_id: float  # median repeat (WAL is the server's: includes other writers)
+
+
+@dataclass
+class LedgerPrune:
+    """One TRUNCATE, and the claims into today's slot meanwhile (us per id, each claim)."""
+
+    table: str
+    ids: int
+    statement_seconds: float
+    commit_seconds: float
+    before_us: list[float]  # claims just before it
+    held_us: list[float]  # claims while its transaction (and lock) was open
+    during_us: list[float]  # claims begun while its COMMIT ran
+
+
+@dataclass
+class LedgerSize:
+    """What some ledger tables take (``pg_total_relation_size``, heap, indexes), in bytes."""
+
+    name: str
+    ids: int
+    total: int
+    heap: int
+    index: int
+
+
+@dataclass
+class LedgerFigures:
+    """The ledger section (``localdev.bench.ledger``)."""
+
+    server: str
+    ids: int
+    days: int
+    per_day: int
+    load_seconds: float  # databases made, loaded, sized, CHECKPOINTed, prewarmed
+    ring_load_seconds: float
+    single_load_seconds: float  # in parallel with the ring's
+    claims: list[LedgerClaims]  # by phase: empty ring first
+    prunes: list[LedgerPrune]  # slots, then the single table
+    sizes: list[LedgerSize]  # today's slot first: its size per id is a day's
+    seconds: float
 
 
 def median_figure(figures: Sequence[Figure]) -> Figure:
@@ -219,3 +275,122 @@ def report(
             f"  second invocation, B=10 (warm)             {cold.second_s * 1000:8.1f} ms",
         ]
     return lines
+
+
+def _spread(values: Sequence[float]) -> str:
+    return f"{min(values):7.2f}{statistics.median(values):7.2f}{max(values):7.2f}"
+
+
+def _claims_table(figures: LedgerFigures) -> list[str]:
+    lines = [
+        f"{'ledger':<18}{'ids loaded':>12}{'in table':>12}{'claim us/id min med max':>25}"
+        f"{'x empty':>9}{'+COMMIT':>9}{'WAL B/id':>10}",
+        "-" * 95,
+    ]
+    phase, base = "", 0.0
+    for claims in figures.claims:
+        if claims.phase != phase:
+            phase = claims.phase
+            lines.append(phase)
+        median = statistics.median(claims.statement_us)
+        if claims.ledger_ids == 0:
+            base = median  # ratios are to the empty ring of the same phase
+        lines.append(
+            f"  {claims.name:<16}{claims.ledger_ids:>12,}{claims.table_ids:>12,}"
+            f"{_spread(claims.statement_us):>25}{median / base:>8.2f}x"
+            f"{statistics.median(claims.commit_us):>9.2f}{claims.wal_bytes_per_id:>10,.0f}"
+        )
+    return lines
+
+
+def _paired(figures: LedgerFigures) -> list[str]:
+    """Per phase: each repeat's ratio to the empty ring's of the same repeat."""
+    lines = []
+    for index in range(0, len(figures.claims), 2):
+        empty, other = figures.claims[index : index + 2]
+        paired = [o / e for o, e in zip(other.statement_us, empty.statement_us, strict=True)]
+        noise = max(empty.statement_us) / min(empty.statement_us)
+        lines.append(
+            f"  {other.name + ' / empty ring':<27} min {min(paired):.2f}x, median "
+            f"{statistics.median(paired):.2f}x, max {max(paired):.2f}x"
+            f"   (empty ring: slowest / fastest repeat {noise:.2f}x)"
+        )
+    return lines
+
+
+def _prune_table(figures: LedgerFigures) -> list[str]:
+    lines = [
+        f"{'TRUNCATE of':<20}{'ids':>12}{'statement':>11}{'COMMIT':>10}"
+        f"{'claims: before':>16}{'lock held':>11}{'during COMMIT: n med max':>26}",
+        "-" * 106,
+    ]
+    for prune in figures.prunes:
+        during = (
+            f"{len(prune.during_us):>5}{_spread(prune.during_us)[7:]}"
+            if prune.during_us
+            else f"{0:>5}{'-':>7}{'-':>7}"
+        )
+        lines.append(
+            f"{prune.table:<20}{prune.ids:>12,}{prune.statement_seconds * 1000:>8.1f} ms"
+            f"{prune.commit_seconds * 1000:>7.0f} ms{statistics.median(prune.before_us):>16.2f}"
+            f"{statistics.median(prune.held_us):>11.2f}{during:>26}"
+        )
+    return lines
+
+
+def _sizes(figures: LedgerFigures, rates: Sequence[int]) -> list[str]:
+    lines = [
+        f"{'size':<40}{'ids':>12}{'B/id':>8}{'heap':>8}{'index':>8}",
+        "-" * 76,
+    ]
+    for size in figures.sizes:
+        lines.append(
+            f"{size.name:<40}{size.ids:>12,}{size.total / size.ids:>8.1f}"
+            f"{size.heap / size.ids:>8.1f}{size.index / size.ids:>8.1f}"
+        )
+    day = figures.sizes[0]
+    per_id = day.total / day.ids
+    lines.append(f"  a day of ledger at {per_id:.1f} B/id (today's slot's):")
+    for rate in rates:
+        lines.append(
+            f"{rate:>12,} logins/s {rate * 86_400 / 1e6:>9,.1f} M ids a day"
+            f" {rate * 86_400 * per_id / 2**30:>10,.1f} GiB"
+        )
+    return lines
+
+
+def ledger_report(figures: LedgerFigures, rates: Sequence[int]) -> list[str]:
+    return [
+        "",
+        f"ledger      {figures.ids:,} ids over the slots of {figures.days} days "
+        f"({figures.per_day:,} a slot, today's included);",
+        "            claims of 1,000 random UUID4 ids into today's slot",
+        f"server      {figures.server}",
+        *_claims_table(figures),
+        "",
+        "  paired by repeat:",
+        *_paired(figures),
+        "  claim us/id = sql.claim_new_message_ids(slot, legacy=False), prepared, each claim",
+        "           in BEGIN ... COMMIT, per id; min/median/max over the repeats (each the same",
+        "           work); x empty = median / the empty ring's of the same phase; +COMMIT =",
+        "           claim and COMMIT (its WAL flush), median repeat. A claim touches only",
+        "           today's slot: the other days cost it only cache",
+        "  WAL B/id = WAL per id claimed, median repeat: a page's first change after a",
+        "           checkpoint logs the whole page (8 KiB), so the more index pages the claims",
+        "           land on, the more WAL (Postgres checkpoints every 5 min by default)",
+        "  single table = the ledger before the ring (login_etl.processed_messages, primary",
+        "           key + BRIN), the ring's ids, its plain INSERT claim",
+        "",
+        "prune: TRUNCATE, then its COMMIT (which removes the files), as the ledger's",
+        "       maintenance does, while claims of 1,000 ids go on into today's slot (us/id)",
+        *_prune_table(figures),
+        "  before = claims just before it (median); lock held = while its transaction is open",
+        "           (a claim it blocked would fail after the session's 10 s lock timeout);",
+        "           during COMMIT = claims begun while its COMMIT ran (how many, median, max)",
+        "",
+        *_sizes(figures, rates),
+        "",
+        f"ledger section {figures.seconds:.0f}s: load {figures.load_seconds:.0f}s (ring "
+        f"{figures.ring_load_seconds:.0f}s, single table {figures.single_load_seconds:.0f}s, in"
+        " parallel), then claims and prune",
+    ]

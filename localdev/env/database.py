@@ -46,8 +46,10 @@ def drop_database(admin: Any, name: str) -> None:
 
 
 def empty_tables(conn: Any) -> None:
-    """Empty ``user_logins`` and every ledger slot (tests and benchmarks; an open connection)."""
+    """Empty ``user_logins`` and the ledger, every slot free again (tests and benchmarks;
+    an open connection)."""
     from login_etl.postgres import sql
 
     slots = [sql.slot_table(slot) for slot in range(sql.LEDGER_SLOTS)]
     conn.run(f"TRUNCATE {', '.join(['user_logins', *slots])}")
+    conn.run(f"UPDATE {sql.LEDGER_SLOT_DAYS} SET day = NULL, opened_on = NULL")

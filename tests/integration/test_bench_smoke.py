@@ -27,3 +27,7 @@ def test_bench_quick_runs_and_reports_every_figure(server_url: str) -> None:
     for target in ("handler@1,000 / copy", "handler@10 / naive", "peak RSS @10,000"):
         assert target in out
     assert "import app" in out and "first invocation" in out
+    # The ledger section: claims on the empty and the loaded ring, prune, size per day.
+    for line in ("  empty ring ", "  full ring ", "  single table ", "slot of today-14"):
+        assert f"\n{line}" in out, line
+    assert "100,000 logins/s" in out

@@ -349,3 +349,17 @@ def test_the_schema_function_runs_where_the_function_runs() -> None:
             schema["Environment"]["Variables"][name] == function["Environment"]["Variables"][name]
         )
     assert "PII_HASH_KEY_SECRET_ARN" not in schema["Environment"]["Variables"]  # no key needed
+
+
+def test_the_ledger_keeps_ids_exactly_as_long_as_the_queue_keeps_messages() -> None:
+    """One parameter sets the queue's retention and tells the function (the ledger's
+    window); the DLQ keeps the maximum, time to inspect and redrive."""
+    template = translated({})
+    resources = template["Resources"]
+    parameter = template["Parameters"]["QueueRetentionSeconds"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (60, 1_209_600)
+    queue = resources["LoginQueue"]["Properties"]
+    assert queue["MessageRetentionPeriod"] == {"Ref": "QueueRetentionSeconds"}
+    variables = resources["LoginEtlFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["QUEUE_RETENTION_SECONDS"] == {"Ref": "QueueRetentionSeconds"}
+    assert resources["LoginDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 1_209_600
