@@ -1,8 +1,9 @@
 """The Postgres adapter: the write path (``PostgresSink``), connecting and the schema step.
 
 Read in this order: ``sink`` (the order of fallbacks), ``transaction``, ``streaming``,
-``isolate``; then ``session``/``connect``/``introspect`` (a connection and what it
-knows), ``errors`` (SQLSTATE classes), ``sql`` (every statement) and ``schema``.
+``isolate``; ``ledger`` (the exactly-once ledger: a table per day, its maintenance);
+then ``session``/``connect``/``introspect`` (a connection and what it knows),
+``errors`` (SQLSTATE classes), ``sql`` (every statement) and ``schema``.
 """
 
 from .connect import connect
