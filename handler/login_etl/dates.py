@@ -107,11 +107,9 @@ class SentDates:
         sent = attributes.get("SentTimestamp") if isinstance(attributes, dict) else None
         if sent is None:
             return self._fallback()
-        if type(sent) is str and len(sent) > SENT_TIMESTAMP_MAX:
-            return self._careful(sent)  # implausible, before int() reads it
-        try:
-            day = int(sent) // _MS_PER_DAY
-        except (TypeError, ValueError):
+        try:  # too long: -1, never a plausible day, so _careful refuses it unread
+            day = int(sent) // _MS_PER_DAY if len(sent) <= SENT_TIMESTAMP_MAX else -1
+        except (TypeError, ValueError):  # len() of a JSON number too
             return self._careful(sent)
         return day if day in self._ms_days else self._careful(sent)
 
