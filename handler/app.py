@@ -19,7 +19,9 @@ _runtime = PipelineRuntime()
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+# log_event pinned off: Powertools would log the whole event, raw ip and device_id in
+# every body, and an explicit argument wins over POWERTOOLS_LOGGER_LOG_EVENT=true.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = event.get("Records", [])
     try:

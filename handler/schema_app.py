@@ -15,7 +15,9 @@ from login_etl.secrets import SecretSource
 from login_etl.telemetry import logger
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event pinned off: the event's ResponseURL is a pre-signed URL (its signature lets
+# anyone answer for the stack); an explicit False wins over POWERTOOLS_LOGGER_LOG_EVENT.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.info(
         "schema request",

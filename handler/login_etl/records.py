@@ -20,10 +20,21 @@ from typing import Final
 from .copyformat import NULL
 from .masking import Masker
 from .table import AppVersionKind, TableShape
-from .versions import InvalidVersion, encode_app_version, encode_version_text
+from .versions import (
+    APP_VERSION_TEXT_MAX,
+    InvalidVersion,
+    cached_version,
+    encode_app_version,
+    encode_version_text,
+)
 
-USER_ID_MAX: Final = 128
-SHORT_TEXT_MAX: Final = 32  # device_type, locale
+# Every cap is checked before a value is parsed, stripped, masked or cached (len() only:
+# free on the fast path). docs/contract.md gives the reasons for the numbers.
+BODY_MAX: Final = 1_048_576  # SQS's largest message body (1 MiB); characters <= bytes
+USER_ID_MAX: Final = 128  # varchar(128)
+SHORT_TEXT_MAX: Final = 32  # device_type, locale: varchar(32)
+IP_MAX: Final = 64  # the longest IPv6 text with a zone id (45 + 1 + 15) and some room
+DEVICE_ID_MAX: Final = 256  # far above any device identifier; masked, never stored
 KNOWN_KEYS: Final = frozenset(
     ("user_id", "app_version", "device_type", "ip", "locale", "device_id")
 )
@@ -61,6 +72,8 @@ def to_row(
     """Validate ``body`` and build the row for ``shape`` (masked, never raw PII)."""
     if not isinstance(body, str):
         return Rejection("invalid_json", detail="body is not a string")
+    if len(body) > BODY_MAX:
+        return Rejection("body_too_large", detail=f"body exceeds {BODY_MAX} characters")
     try:  # json.loads' semantics, calling its C scanner directly when it can
         try:
             obj, end = _SCAN_ONCE(body, 0)
@@ -87,8 +100,8 @@ def to_row(
             device_type is None or (type(device_type) is str and len(device_type) <= SHORT_TEXT_MAX)
         )
         and (locale is None or (type(locale) is str and len(locale) <= SHORT_TEXT_MAX))
-        and (ip is None or type(ip) is str)
-        and (device_id is None or type(device_id) is str)
+        and (ip is None or (type(ip) is str and len(ip) <= IP_MAX))
+        and (device_id is None or (type(device_id) is str and len(device_id) <= DEVICE_ID_MAX))
     )
     if not plain:
         try:
@@ -99,16 +112,23 @@ def to_row(
                 return Rejection("empty_user_id", "user_id", "user_id must not be empty")
             device_type = _optional_text(device_type, "device_type", SHORT_TEXT_MAX)
             locale = _optional_text(locale, "locale", SHORT_TEXT_MAX)
-            ip = _optional_text(ip, "ip", None)
-            device_id = _optional_text(device_id, "device_id", None)
+            ip = _optional_text(ip, "ip", IP_MAX)
+            device_id = _optional_text(device_id, "device_id", DEVICE_ID_MAX)
         except _Reject as rejected:
             return rejected.rejection
     version = get("app_version")
-    if plain and type(version) is str and shape.app_version_kind is AppVersionKind.INTEGER:
-        try:
-            app_version: object = encode_version_text(version)  # the common case, cached
-        except InvalidVersion as error:
-            return Rejection("invalid_app_version", "app_version", str(error))
+    if (
+        plain
+        and type(version) is str
+        and len(version) <= APP_VERSION_TEXT_MAX
+        and shape.app_version_kind is AppVersionKind.INTEGER
+    ):
+        app_version: object = cached_version(version)  # the common case
+        if app_version is None:
+            try:
+                app_version = encode_version_text(version)
+            except InvalidVersion as error:
+                return Rejection("invalid_app_version", "app_version", str(error))
     else:
         try:
             app_version = _app_version(version, shape)
@@ -175,8 +195,8 @@ def _app_version(value: object, shape: TableShape) -> object:
         return None
     if shape.app_version_kind is AppVersionKind.TEXT:
         return _text(value, "app_version", shape.app_version_max_length)
-    if isinstance(value, str):
-        _text(value, "app_version", None)  # NUL/surrogates get their own reason
+    if isinstance(value, str):  # too long, NUL, surrogates: each its own reason
+        _text(value, "app_version", APP_VERSION_TEXT_MAX)
     try:
         return encode_app_version(value)
     except InvalidVersion as error:

@@ -6,20 +6,38 @@ order equals version order and the value decodes back to ``x.y.z``::
     encode_app_version("2.3.0") == 2003000
     encode_app_version("0.60") == 60000
     decode_app_version(2003000) == "2.3.0"
+
+Parses are cached for the process (few distinct versions in real traffic), in a cache
+bounded in bytes, and only for texts of at most :data:`APP_VERSION_TEXT_MAX` characters.
 """
 
 from __future__ import annotations
 
-import functools
 import re
+from collections.abc import Callable
+from typing import Final
+
+from .sizedcache import SizedCache
 
 INT4_MAX = 2_147_483_647
 MAJOR_FACTOR = 1_000_000
 MINOR_FACTOR = 1_000
 PART_MAX = 999
 
+APP_VERSION_TEXT_MAX: Final = 100
+"""Longest version text taken, whitespace included, checked before anything else: the
+width of the legacy DDL's ``varchar(100)`` column, so both DDLs take the same texts.
+"""
+CACHE_MAX_BYTES: Final = 64 * 1024
+"""The parse cache's bound: some 450 short versions, or 280 padded to the cap."""
+
 # ASCII digits only: str.isdigit() and int() also accept other scripts' digits.
 _VERSION = re.compile(r"([0-9]+)(?:\.([0-9]+)(?:\.([0-9]+))?)?", re.ASCII)
+
+_CACHE: Final = SizedCache[int](CACHE_MAX_BYTES)
+cached_version: Final[Callable[[str], int | None]] = _CACHE.get
+"""The encoding of a text already parsed, else None: the hot path's lookup
+(``records.to_row``, for texts within :data:`APP_VERSION_TEXT_MAX`)."""
 
 
 class InvalidVersion(ValueError):
@@ -39,10 +57,19 @@ def encode_app_version(value: object) -> int:
     return encode_version_text(value)
 
 
-@functools.lru_cache(maxsize=4096)
 def encode_version_text(value: str) -> int:
     """Encode a version string. Real traffic has few distinct versions: the parse is
     cached (failures are not)."""
+    encoded = _CACHE.get(value) if len(value) <= APP_VERSION_TEXT_MAX else None
+    if encoded is None:
+        encoded = _parse(value)
+        _CACHE.put(value, encoded)
+    return encoded
+
+
+def _parse(value: str) -> int:
+    if len(value) > APP_VERSION_TEXT_MAX:
+        raise InvalidVersion(f"app_version exceeds {APP_VERSION_TEXT_MAX} characters")
     match = _VERSION.fullmatch(value.strip())
     if match is None:
         raise InvalidVersion("app_version must look like MAJOR[.MINOR[.PATCH]]")

@@ -46,6 +46,8 @@ CURRENT_COLUMNS = (
 HEX64 = re.compile(r"[0-9a-f]{64}")
 REASON_CODE = re.compile(r"[a-z][a-z0-9_]*")
 TEXT_FIELDS = ("user_id", "device_type", "locale", "ip", "device_id")
+# The caps of docs/contract.md#length-caps (pinned here, checked against the code below).
+BODY_MAX, IP_MAX, DEVICE_ID_MAX = 1_048_576, 64, 256
 
 
 def body(**fields: Any) -> str:
@@ -399,6 +401,97 @@ def test_unknown_keys_counted_with_minimal_body() -> None:
     result = to_row('{"user_id": "u", "a": 1, "b": 2, "c": 3}', CURRENT_SHAPE, MASKER, DAY)
     assert isinstance(result, ParsedRow)
     assert result.unknown_keys == 3
+
+
+# --- length caps: checked before anything is parsed, stripped, masked or cached -----------
+
+
+def test_caps_are_the_documented_numbers() -> None:
+    from login_etl import records
+
+    assert (records.BODY_MAX, records.IP_MAX, records.DEVICE_ID_MAX) == (
+        BODY_MAX,
+        IP_MAX,
+        DEVICE_ID_MAX,
+    )
+
+
+def test_longest_ipv6_text_with_a_zone_id_fits_the_ip_cap() -> None:
+    longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%" + "i" * 15  # IFNAMSIZ - 1
+    assert len(longest) == 61 <= IP_MAX
+    assert accept(body(ip=longest))["masked_ip"] == MASKER.mask_ip(longest)
+
+
+@pytest.mark.parametrize(("field", "cap"), [("ip", IP_MAX), ("device_id", DEVICE_ID_MAX)])
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_ip_and_device_id_up_to_their_cap_are_masked(
+    field: str, cap: int, ascii_only: bool
+) -> None:
+    value = "1.2.3.4".center(cap) if ascii_only else "\u00e9" * cap  # padding counts
+    column = f"masked_{field}"
+    assert accept(body(**{field: value}))[column] == accept(body(**{field: value.strip()}))[column]
+
+
+@pytest.mark.parametrize(("field", "cap"), [("ip", IP_MAX), ("device_id", DEVICE_ID_MAX)])
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_ip_and_device_id_over_their_cap_rejected(field: str, cap: int, ascii_only: bool) -> None:
+    secret = "10.0.0.1" if field == "ip" else "593-47-5928"
+    value = secret.center(cap + 1) if ascii_only else secret + "\u00e9" * cap
+    rejection = reject(body(**{field: value}), field)
+    assert rejection.reason == "too_long"
+    assert_not_leaked(rejection, secret)
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("1.2.3".center(100), 1_002_003),
+        ("7".rjust(100, "0"), 7_000_000),
+        ("\t" * 97 + "2.3", 2_003_000),
+    ],
+)
+def test_app_version_integer_column_up_to_100_characters(version: str, expected: int) -> None:
+    assert len(version) == 100
+    assert accept(body(app_version=version))["app_version"] == expected
+
+
+@pytest.mark.parametrize(
+    "version", ["1.2.3".center(101), "1.2.3" + " " * 100_000, " " * 101, "7".rjust(101, "0")]
+)
+def test_app_version_integer_column_over_100_characters_too_long(version: str) -> None:
+    # valid versions once stripped: the cap counts the text as sent, before any parsing
+    rejection = reject(body(app_version=version), "app_version")
+    assert rejection.reason == "too_long"
+    assert "100" in rejection.detail
+
+
+def test_app_version_over_the_cap_is_never_cached() -> None:
+    from login_etl import versions
+
+    before = len(versions._CACHE)
+    for pad in range(101, 400):
+        reject(body(app_version="3.4.5".rjust(pad)), "app_version")
+    assert len(versions._CACHE) <= before
+
+
+def test_body_up_to_sqs_maximum_accepted() -> None:
+    raw = json.dumps({**SAMPLE, "filler": ""})
+    raw = raw.replace('"filler": ""', '"filler": "' + "f" * (BODY_MAX - len(raw)) + '"')
+    assert len(raw) == BODY_MAX
+    assert accept(raw)["user_id"] == SAMPLE["user_id"]
+
+
+@pytest.mark.parametrize("raw", ["{" + " " * BODY_MAX + "}", " " * (BODY_MAX + 1)])
+def test_body_over_sqs_maximum_rejected_before_parsing(raw: str) -> None:
+    rejection = reject(raw, None)
+    assert rejection.reason == "body_too_large"
+
+
+def test_body_over_sqs_maximum_rejected_even_if_a_valid_login() -> None:
+    raw = json.dumps({**SAMPLE, "filler": "f" * BODY_MAX})
+    rejection = reject(raw, None)
+    assert rejection.reason == "body_too_large"
+    assert_not_leaked(rejection, SAMPLE["ip"])
 
 
 # --- property: to_row never raises, and what it accepts fits the table -------------------

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from login_etl import versions
+from login_etl.sizedcache import entry_size
 from login_etl.versions import InvalidVersion, decode_app_version, encode_app_version
 
 PG_INT_MAX = 2**31 - 1
@@ -191,3 +193,42 @@ def test_anything_either_encodes_to_a_pg_integer_or_raises_invalid_version(value
         return
     assert type(encoded) is int
     assert 0 <= encoded <= PG_INT_MAX
+
+
+# --- the length cap and the parse cache -------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["1.2.3".center(101), "1.2.3" + " " * 100_000, "0" * 101 + "1"])
+def test_text_over_100_characters_rejected_before_parsing(value: str) -> None:
+    with pytest.raises(InvalidVersion, match="exceeds 100 characters"):
+        encode_app_version(value)
+    assert versions.cached_version(value) is None
+
+
+def test_text_of_100_characters_accepted_and_cached() -> None:
+    value = "4.5.6".center(100)
+    assert encode_app_version(value) == 4_005_006
+    assert versions.cached_version(value) == 4_005_006
+
+
+def test_cache_stays_within_its_byte_bound_over_many_distinct_long_versions() -> None:
+    versions._CACHE.clear()
+    for i in range(5_000):
+        text = f"{i % 2000}.{i // 2000}.{i % 999}".center(100)
+        assert encode_app_version(text) == (i % 2000) * 1_000_000 + (i // 2000) * 1_000 + i % 999
+        assert versions._CACHE.size <= versions.CACHE_MAX_BYTES
+    held = sum(entry_size(k, v) for k, v in versions._CACHE._data.items())
+    assert versions._CACHE.size == held
+    assert len(versions._CACHE) > 100  # still a cache: hundreds of padded versions fit
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(majors, parts, st.integers(0, 95)), max_size=300))
+def test_cache_bound_holds_for_any_sequence_of_versions(
+    entries: list[tuple[int, int, int]],
+) -> None:
+    for major, minor, pad in entries:
+        text = " " * pad + f"{major}.{minor}"
+        if fits(major, minor, 0) and len(text) <= 100:
+            encode_app_version(text)
+        assert versions._CACHE.size <= versions.CACHE_MAX_BYTES
