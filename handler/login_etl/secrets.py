@@ -12,6 +12,10 @@ from typing import Any
 DEFAULT_MAX_AGE_SECONDS = 300
 
 
+class SecretShapeError(ValueError):
+    """A secret or parameter exists but holds no string; the text is ours, quotes nothing."""
+
+
 class SecretSource:
     """Reads secrets and SecureString parameters with a ``max_age`` cache."""
 
@@ -32,7 +36,7 @@ class SecretSource:
             self._secrets = SecretsProvider(boto_config=self._boto_config or _default_config())
         value = self._secrets.get(secret_id, max_age=self.max_age)
         if not isinstance(value, str):
-            raise ValueError("the secret has no SecretString")
+            raise SecretShapeError("the secret has no SecretString")
         return value
 
     def secure_parameter(self, name: str) -> str:
@@ -42,7 +46,7 @@ class SecretSource:
             self._ssm = SSMProvider(boto_config=self._boto_config or _default_config())
         value = self._ssm.get(name, max_age=self.max_age, decrypt=True)
         if not isinstance(value, str):
-            raise ValueError("the parameter has no string value")
+            raise SecretShapeError("the parameter has no string value")
         return value
 
 

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from login_etl.config import ConfigurationError, database_settings, load_settings, masking_key
+from login_etl.connection_settings import RDS_CA_BUNDLE
 from login_etl.secrets import SecretSource
 
 REGION = "us-east-1"
@@ -213,7 +214,7 @@ def test_empty_key_from_aws_fails_closed(no_aws: NoAwsSource, env: dict[str, str
 # --- database settings ------------------------------------------------------------------
 
 
-def test_db_secret_wins_over_database_url_and_defaults_to_tls(aws: Aws) -> None:
+def test_db_secret_wins_over_database_url_and_verifies_against_the_rds_cas(aws: Aws) -> None:
     arn = aws.secret("login-etl/db", json.dumps(RDS_SECRET))
     db = database_settings({"DB_SECRET_ARN": arn, "DATABASE_URL": URL}, SecretSource())
     assert (db.host, db.port, db.user, db.password, db.database) == (
@@ -223,7 +224,8 @@ def test_db_secret_wins_over_database_url_and_defaults_to_tls(aws: Aws) -> None:
         "p@ss:w/rd?#%",
         "logins",
     )
-    assert db.sslmode == "require"
+    assert db.sslmode == "verify-full"
+    assert db.sslrootcert == str(RDS_CA_BUNDLE)
 
 
 def test_db_secret_port_as_string(aws: Aws) -> None:
