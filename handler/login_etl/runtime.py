@@ -73,12 +73,14 @@ class PipelineRuntime:
         sink_factory: SinkFactory = PostgresSink,
         log: RejectionLog | None = None,
         on_refresh_failure: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._env = os.environ if env is None else env
         self._secrets = secrets or SecretSource()
         self._sink_factory = sink_factory
         self._log: RejectionLog = log or _log
         self._on_refresh_failure = on_refresh_failure
+        self._clock = clock
         self._settings: Settings | None = None
         self._fingerprint: tuple[str | None, ...] = ()
         self._resolved_at = 0.0
@@ -90,7 +92,7 @@ class PipelineRuntime:
     def settings(self) -> Settings:
         fingerprint = tuple(self._env.get(name) for name in CONFIG_VARIABLES)
         uses_secrets = any(self._env.get(name) for name in SECRET_VARIABLES)
-        now = time.monotonic()
+        now = self._clock()
         changed = self._settings is None or fingerprint != self._fingerprint
         if not changed and not (uses_secrets and now >= self._refresh_due):
             assert self._settings is not None
@@ -109,7 +111,7 @@ class PipelineRuntime:
         ):
             self.close()
         self._settings, self._fingerprint = settings, fingerprint
-        self._resolved_at = time.monotonic()
+        self._resolved_at = self._clock()
         self._refresh_due = self._resolved_at + self._secrets.max_age
         self._refresh_failures = 0
         return settings
@@ -153,6 +155,7 @@ class PipelineRuntime:
             sink_factory=self._sink_factory,
             log=self._log,
             on_refresh_failure=self._on_refresh_failure,
+            clock=self._clock,
         )
         worker._settings, worker._fingerprint = self._settings, self._fingerprint
         worker._resolved_at, worker._masker = self._resolved_at, self._masker

@@ -271,6 +271,7 @@ def test_schema_custom_resource(
     captured_logs: Callable[[], str],
 ) -> None:
     import schema_app
+
     from login_etl import schema_resource
 
     answers: list[dict[str, Any]] = []

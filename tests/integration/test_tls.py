@@ -206,7 +206,7 @@ def test_an_unreadable_ca_bundle_is_a_configuration_error(tls: TlsServer, tmp_pa
     empty = tmp_path / "empty.pem"
     empty.write_text("no certificate here\n")
     for bundle in (tmp_path / "missing.pem", empty):
-        with pytest.raises(ConfigurationError, match="CA bundle sslrootcert=.* cannot be used"):
+        with pytest.raises(ConfigurationError, match=r"CA bundle sslrootcert=.* cannot be used"):
             _uses_tls(_tls_url(tls, "127.0.0.1", "verify-full", bundle))
 
 

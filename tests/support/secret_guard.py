@@ -31,7 +31,7 @@ HOSTILE_PASSWORDS = (
     "58213",  # looks like a port
     "Kq9x@[::1]:6111/Zzdb?Wq=Yv#Hv",  # looks like an authority and a query
 )
-HOSTILE_KEY = "Zk#Pw@Hv%Qm/Ru?Xb\"Tj"
+HOSTILE_KEY = 'Zk#Pw@Hv%Qm/Ru?Xb"Tj'
 
 
 @cache
