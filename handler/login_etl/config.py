@@ -170,8 +170,8 @@ def read_failure(error: BaseException) -> str:
     while seen is not None and len(names) < 4:
         if isinstance(seen, SecretShapeError):
             return str(seen)
-        code = _aws_error_code(seen)
-        names.append(f"{type(seen).__name__}{f' ({code})' if code else ''}")
+        code, name = _aws_error_code(seen), type(seen).__name__
+        names.append(f"{name} ({code})" if code and code != name else name)
         seen = seen.__cause__ or seen.__context__
     return " <- ".join(dict.fromkeys(names))
 

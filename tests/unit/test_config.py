@@ -374,3 +374,51 @@ def test_max_age_default_comes_from_environment(aws: Aws, monkeypatch: pytest.Mo
     aws.secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
     with pytest.raises(ConfigurationError):
         masking_key(env, source)
+
+
+# --- error texts quote no secret -----------------------------------------------------------
+
+
+class TalkativeSource(SecretSource):
+    """A library error whose text quotes what it was handed (as some parsers do)."""
+
+    def secret_string(self, secret_id: str) -> str:
+        try:
+            raise KeyError("while decoding 'Xqvm#7z/Kp?w@Jv'")
+        except KeyError as inner:
+            raise ValueError("transform failed for value Xqvm#7z/Kp?w@Jv") from inner
+
+
+def test_read_errors_name_types_not_texts(no_aws: NoAwsSource) -> None:
+    for env in ({"PII_HASH_KEY_SECRET_ARN": "k"}, {"DB_SECRET_ARN": "d"}):
+        with pytest.raises(ConfigurationError) as caught:
+            load_settings({**env, "DATABASE_URL": URL, "PII_HASH_KEY": ""}, TalkativeSource())
+        assert "Xqvm" not in str(caught.value)
+        assert "ValueError <- KeyError" in str(caught.value)
+
+
+def test_read_errors_name_the_aws_error_code(aws: Aws) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        masking_key({"PII_HASH_KEY_SECRET_ARN": "no-such-secret-xyz"}, SecretSource())
+    assert str(caught.value) == (
+        "cannot read the masking key secret: GetParameterError <- ResourceNotFoundException"
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"password": "Xqvm#7z/Kp?w@Jv", "host": ',  # truncated
+        '{"password": "Xqvm#7z/Kp?w@Jv", "host": "h", "username": "u", "port": "Xqvm#7z"}',
+        '["Xqvm#7z/Kp?w@Jv"]',
+        '"Xqvm#7z/Kp?w@Jv"',
+        "Xqvm#7z/Kp?w@Jv",
+        "[" * 100_000,
+    ],
+)
+def test_unusable_db_secret_messages_quote_nothing(aws: Aws, value: str) -> None:
+    arn = aws.secret("login-etl/db-quotes", value)
+    with pytest.raises(ConfigurationError) as caught:
+        database_settings({"DB_SECRET_ARN": arn}, SecretSource())
+    assert "Xqvm" not in str(caught.value)
+    assert str(caught.value).startswith("database secret is not usable: ")
