@@ -422,3 +422,19 @@ def test_unusable_db_secret_messages_quote_nothing(aws: Aws, value: str) -> None
         database_settings({"DB_SECRET_ARN": arn}, SecretSource())
     assert "Xqvm" not in str(caught.value)
     assert str(caught.value).startswith("database secret is not usable: ")
+
+
+def test_a_debug_log_does_not_get_the_secret_from_botocore(
+    aws: Aws, caplog: pytest.LogCaptureFixture
+) -> None:
+    """botocore logs response bodies at DEBUG: the secret source keeps that logger quieter."""
+    import logging
+
+    arn = aws.secret("login-etl/debug-key", "Zk#Pw@Hv%Qm/Ru?Xb")
+    name = aws.parameter("/login-etl/debug-key", "Wq#Lm@Tz%Np/Ky?Vd")
+    logging.getLogger("botocore.parsers").setLevel(logging.NOTSET)
+    with caplog.at_level(logging.DEBUG):
+        assert masking_key({"PII_HASH_KEY_SECRET_ARN": arn}, SecretSource(max_age=0))
+        assert masking_key({"PII_HASH_KEY_PARAMETER": name}, SecretSource(max_age=0))
+    assert "GetSecretValue" in caplog.text or "secretsmanager" in caplog.text  # DEBUG was on
+    assert "Zk#Pw" not in caplog.text and "Wq#Lm" not in caplog.text
