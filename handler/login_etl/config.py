@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .connection_settings import ConnectionSettings, SettingsError
 from .secrets import SecretShapeError, SecretSource
@@ -58,7 +58,7 @@ class ConfigurationError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database: ConnectionSettings
-    masking_key: bytes
+    masking_key: bytes = field(repr=False)  # never in a repr, a traceback or a debugger
     queue_retention_seconds: int = MAX_RETENTION_SECONDS
 
 

@@ -438,3 +438,10 @@ def test_a_debug_log_does_not_get_the_secret_from_botocore(
         assert masking_key({"PII_HASH_KEY_PARAMETER": name}, SecretSource(max_age=0))
     assert "GetSecretValue" in caplog.text or "secretsmanager" in caplog.text  # DEBUG was on
     assert "Zk#Pw" not in caplog.text and "Wq#Lm" not in caplog.text
+
+
+def test_settings_print_neither_key_nor_password(no_aws: NoAwsSource) -> None:
+    settings = load_settings(
+        {"DATABASE_URL": "postgresql://u:Xqvm#7z/Kp@h/d", "PII_HASH_KEY": "Zk#Pw@Hv%Qm"}, no_aws
+    )
+    assert "Xqvm" not in repr(settings) and "Zk#Pw" not in repr(settings)
