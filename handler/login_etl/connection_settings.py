@@ -137,7 +137,14 @@ class ConnectionSettings:
         if self.sslmode in ("allow", "prefer"):
             return None  # opportunistic TLS without verification, as libpq's "prefer"
         try:
-            context = ssl.create_default_context(cafile=self.sslrootcert)
+            if self.sslrootcert == str(RDS_CA_BUNDLE):
+                # The default of the secret path: the RDS CAs *and* the system's public
+                # roots, because RDS Proxy endpoints present Amazon Trust Services
+                # certificates (Amazon Root CA 1-4), which the RDS bundle lacks.
+                context = ssl.create_default_context()
+                context.load_verify_locations(cafile=self.sslrootcert)
+            else:
+                context = ssl.create_default_context(cafile=self.sslrootcert)
         except (OSError, ssl.SSLError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else None
             raise SettingsError(

@@ -242,8 +242,11 @@ def test_secret_path_verifies_against_the_ca_from_the_environment(tls: TlsServer
     _refused(lambda: _uses_tls(wrong_name))
 
 
-def test_secret_path_by_default_trusts_only_the_rds_cas(tls: TlsServer) -> None:
-    """No DB_SSLMODE, no DB_SSLROOTCERT: a server whose CA is not an RDS CA is refused."""
+def test_secret_path_by_default_refuses_a_ca_that_is_neither_rds_nor_public(
+    tls: TlsServer,
+) -> None:
+    """No DB_SSLMODE, no DB_SSLROOTCERT: the RDS CAs (and the public roots) are trusted, a
+    private CA of someone else's is not."""
     settings = database_settings({"DB_SECRET_ARN": "arn:test"}, RdsSecret(tls, "127.0.0.1"))
     message = _refused(lambda: _uses_tls(settings))
     assert "rds-global-bundle.pem" in message

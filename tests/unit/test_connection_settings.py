@@ -151,6 +151,15 @@ def test_the_secret_path_defaults_to_verify_full_against_the_rds_bundle() -> Non
     context = s.ssl_context()
     assert isinstance(context, ssl.SSLContext)
     assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    # The RDS CAs and the system's roots (RDS Proxy: Amazon Trust Services certificates).
+    system = ssl.create_default_context().cert_store_stats()["x509_ca"]
+    assert context.cert_store_stats()["x509_ca"] >= RDS_BUNDLE_CERTIFICATES
+    assert context.cert_store_stats()["x509_ca"] >= system
+    explicit = ConnectionSettings.from_rds_secret(
+        {"host": "h", "username": "u", "password": "p"}, sslrootcert=str(RDS_CA_BUNDLE) + "x"
+    )
+    with pytest.raises(SettingsError, match="cannot be used"):
+        explicit.ssl_context()  # a bundle named explicitly must exist: no fall-back
 
 
 def test_the_rds_ca_bundle_is_the_reviewed_one() -> None:
