@@ -445,3 +445,15 @@ def test_settings_print_neither_key_nor_password(no_aws: NoAwsSource) -> None:
         {"DATABASE_URL": "postgresql://u:Xqvm#7z/Kp@h/d", "PII_HASH_KEY": "Zk#Pw@Hv%Qm"}, no_aws
     )
     assert "Xqvm" not in repr(settings) and "Zk#Pw" not in repr(settings)
+
+
+def test_db_secret_ca_bundle_and_sslmode_from_the_environment(aws: Aws) -> None:
+    arn = aws.secret("login-etl/db-ca", json.dumps(RDS_SECRET))
+    env = {"DB_SECRET_ARN": arn, "DB_SSLROOTCERT": "/opt/ca/my-ca.pem", "DB_SSLMODE": "verify-ca"}
+    db = database_settings(env, SecretSource())
+    assert (db.sslmode, db.sslrootcert) == ("verify-ca", "/opt/ca/my-ca.pem")
+    # The template sets both variables always; empty means the defaults.
+    db = database_settings(
+        {"DB_SECRET_ARN": arn, "DB_SSLROOTCERT": "", "DB_SSLMODE": ""}, SecretSource()
+    )
+    assert (db.sslmode, db.sslrootcert) == ("verify-full", str(RDS_CA_BUNDLE))
