@@ -14,8 +14,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from login_etl.runtime import PipelineRuntime
 from login_etl.telemetry import logger, metrics, record_batch_metrics
 
+
+def _count_refresh_failure() -> None:
+    metrics.add_metric(name="SettingsRefreshFailures", unit=MetricUnit.Count, value=1)
+
+
 # Lives across warm invocations: resolved settings, the masker and the connection.
-_runtime = PipelineRuntime()
+_runtime = PipelineRuntime(log=logger, on_refresh_failure=_count_refresh_failure)
 
 
 @metrics.log_metrics

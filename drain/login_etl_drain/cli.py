@@ -169,7 +169,8 @@ def drain(args: argparse.Namespace) -> int:
 def _checked_runtime(env: dict[str, str], *, init_db: bool) -> PipelineRuntime:
     """Resolve the settings, connect and read the table shape now: a missing key or
     table fails before any receive."""
-    runtime = PipelineRuntime(env)
+    # A failed secret refresh keeps the last good settings and says so on stderr.
+    runtime = PipelineRuntime(env, log=logging.getLogger("login_etl_drain.settings"))
     settings = runtime.settings()
     if init_db:
         from login_etl.postgres.schema import init_database

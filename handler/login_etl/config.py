@@ -5,7 +5,9 @@
 | ``DB_SECRET_ARN``           | RDS-shaped secret (host, port, username, password,       |
 |                             | dbname); wins over ``DATABASE_URL``                      |
 | ``DATABASE_URL``            | ``postgresql://user:password@host:port/db[?sslmode=require]`` |
-| ``DB_SSLMODE``              | sslmode with ``DB_SECRET_ARN`` (default ``require``)     |
+| ``DB_SSLMODE``              | sslmode with ``DB_SECRET_ARN`` (default ``verify-full``) |
+| ``DB_SSLROOTCERT``          | CA bundle (PEM file) with ``DB_SECRET_ARN``; empty = the |
+|                             | RDS global bundle shipped in ``login_etl/certs``         |
 | ``DB_CONNECT_TIMEOUT``      | seconds (default 5)                                      |
 | ``DB_STATEMENT_TIMEOUT_MS`` | statement and lock timeout (default 10000)               |
 | ``PII_HASH_KEY``            | masking key, UTF-8 text                                  |
@@ -22,15 +24,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from .connection_settings import ConnectionSettings
-from .secrets import SecretSource
+from .connection_settings import ConnectionSettings, SettingsError
+from .secrets import SecretShapeError, SecretSource
 
 CONFIG_VARIABLES = (
     "DB_SECRET_ARN",
     "DATABASE_URL",
     "DB_SSLMODE",
+    "DB_SSLROOTCERT",
     "DB_CONNECT_TIMEOUT",
     "DB_STATEMENT_TIMEOUT_MS",
     "PII_HASH_KEY",
@@ -55,7 +58,7 @@ class ConfigurationError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database: ConnectionSettings
-    masking_key: bytes
+    masking_key: bytes = field(repr=False)  # never in a repr, a traceback or a debugger
     queue_retention_seconds: int = MAX_RETENTION_SECONDS
 
 
@@ -113,15 +116,27 @@ def database_settings(env: Mapping[str, str], secrets: SecretSource) -> Connecti
     if env.get("DB_SECRET_ARN"):
         raw = _fetch(lambda: secrets.secret_string(env["DB_SECRET_ARN"]), "database secret")
         try:
+            secret = json.loads(raw)
+        except json.JSONDecodeError as error:
+            # Not str(error): only the position, never the document's text.
+            raise ConfigurationError(
+                f"database secret is not usable: not valid JSON (line {error.lineno}, "
+                f"column {error.colno})"
+            ) from None
+        except RecursionError:
+            raise ConfigurationError("database secret is not usable: not valid JSON") from None
+        try:
             settings = ConnectionSettings.from_rds_secret(
-                json.loads(raw), sslmode=env.get("DB_SSLMODE", "require")
+                secret,
+                sslmode=env.get("DB_SSLMODE") or "verify-full",
+                sslrootcert=env.get("DB_SSLROOTCERT") or None,
             )
-        except ValueError as error:  # includes JSONDecodeError
+        except SettingsError as error:
             raise ConfigurationError(f"database secret is not usable: {error}") from None
     elif env.get("DATABASE_URL"):
         try:
             settings = ConnectionSettings.from_url(env["DATABASE_URL"])
-        except ValueError as error:
+        except SettingsError as error:
             raise ConfigurationError(f"DATABASE_URL is not usable: {error}") from None
     else:
         raise ConfigurationError("no database configured (set DB_SECRET_ARN or DATABASE_URL)")
@@ -141,6 +156,28 @@ def _fetch(read: Callable[[], str], what: str) -> str:
     try:
         return read()
     except Exception as error:  # noqa: BLE001 - any failure here must fail closed
-        raise ConfigurationError(
-            f"cannot read the {what}: {type(error).__name__}: {error}"
-        ) from None
+        raise ConfigurationError(f"cannot read the {what}: {read_failure(error)}") from None
+
+
+def read_failure(error: BaseException) -> str:
+    """What went wrong reading a secret, from the exception's type and AWS error code only.
+
+    Never the exception's text: a library's message may quote what it was given (a
+    parameter value, a transformed secret), so only names we can vouch for are used.
+    """
+    names: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None and len(names) < 4:
+        if isinstance(seen, SecretShapeError):
+            return str(seen)
+        code, name = _aws_error_code(seen), type(seen).__name__
+        names.append(f"{name} ({code})" if code and code != name else name)
+        seen = seen.__cause__ or seen.__context__
+    return " <- ".join(dict.fromkeys(names))
+
+
+def _aws_error_code(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    # AWS error codes are identifiers (AccessDeniedException, ThrottlingException ...).
+    return code if isinstance(code, str) and code.isidentifier() and len(code) <= 64 else ""

@@ -1,16 +1,33 @@
 """Where and how to reach Postgres: a URL or an RDS-shaped secret, plus TLS and timeouts.
 
 Plain data, no database import: ``config`` builds it, ``postgres.connect`` uses it.
+
+Every error raised here is a :class:`SettingsError` whose text is written here, never a
+library's: a parser's message can quote the piece of a URL it choked on, and with an
+unencoded password that piece is the password (docs/security.md).
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 _SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+# AWS's RDS global CA bundle, shipped in the package: RDS server certificates are signed by
+# AWS's private RDS CAs, which no public trust store holds (docs/security.md: provenance).
+RDS_CA_BUNDLE: Final = Path(__file__).parent / "certs" / "rds-global-bundle.pem"
+
+# host[:port] after the userinfo: a DNS name / IPv4 address, or an IPv6 address in brackets.
+_HOST_PORT: Final = re.compile(r"(?P<host>\[[0-9A-Fa-f:.%]+\]|[^\[\]/?#@:]*)(?::(?P<port>[^/?]*))?")
+
+
+class SettingsError(ValueError):
+    """Connection settings that cannot be used; the text quotes no value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,54 +42,115 @@ class ConnectionSettings:
     connect_timeout: float = 5.0
     statement_timeout_ms: int = 10_000
 
+    def __repr__(self) -> str:
+        # The dataclass' repr would print the password (tracebacks, debuggers, f"{x!r}").
+        return f"ConnectionSettings({self.redacted()})"
+
     @classmethod
     def from_url(cls, url: str) -> ConnectionSettings:
-        """Parse ``postgresql://user:password@host:port/dbname[?sslmode=…]``."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("postgresql", "postgres"):
-            raise ValueError("DATABASE_URL must start with postgresql://")
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        """Parse ``postgresql://user:password@host:port/dbname[?sslmode=…&sslrootcert=…]``.
+
+        The userinfo ends at the LAST ``@`` of the URL, the user at its first ``:``, so a
+        password may hold ``@ : / ? #`` unencoded (``%`` must be written ``%25``: percent
+        escapes are decoded). In the database name and the query, write ``@`` as ``%40``.
+        """
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("postgresql", "postgres"):
+            raise SettingsError("DATABASE_URL must start with postgresql://")
+        userinfo, at, location = rest.rpartition("@")
+        if not at:
+            location = rest
+        authority, query = _split_query(location)
+        authority, _, path = authority.partition("/")
+        match = _HOST_PORT.fullmatch(authority)
+        if match is None:
+            raise SettingsError(
+                "DATABASE_URL: cannot read host[:port] after the last '@' "
+                "(write '@' in the database name or the query as %40)"
+            )
+        user, colon, password = userinfo.partition(":")
         settings = cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or 5432,
-            user=unquote(parts.username or "postgres"),
-            password=unquote(parts.password) if parts.password is not None else None,
-            database=unquote(parts.path.lstrip("/")) or "postgres",
+            host=_host(match.group("host")),
+            port=_port(match.group("port"), "DATABASE_URL"),
+            user=unquote(user) or "postgres",
+            password=unquote(password) if colon else None,
+            database=unquote(path) or "postgres",
         )
-        return settings.with_options(query)
+        return settings.with_options(dict(parse_qsl(query)))
 
     @classmethod
     def from_rds_secret(
-        cls, secret: dict[str, Any], sslmode: str = "require"
+        cls,
+        secret: object,
+        sslmode: str = "verify-full",
+        sslrootcert: str | None = None,
     ) -> ConnectionSettings:
-        """The Secrets Manager RDS JSON shape: host, port, username, password, dbname."""
-        try:
-            return cls(
-                host=str(secret["host"]),
-                port=int(secret.get("port", 5432)),
-                user=str(secret["username"]),
-                password=str(secret["password"]),
-                database=str(secret.get("dbname", "postgres")),
-            ).with_options({"sslmode": sslmode})
-        except KeyError as missing:
-            raise ValueError(f"database secret lacks the key {missing}") from None
+        """The Secrets Manager RDS JSON shape: host, port, username, password, dbname.
+
+        TLS verifies the server by default: ``verify-full`` against AWS's RDS CA bundle
+        (``RDS_CA_BUNDLE``) unless ``sslrootcert`` names another bundle.
+        """
+        if not isinstance(secret, dict):
+            raise SettingsError("database secret is not a JSON object")
+        for key in ("host", "username", "password"):
+            if key not in secret:
+                raise SettingsError(f"database secret lacks the key '{key}'")
+            if not isinstance(secret[key], str) or not secret[key]:
+                raise SettingsError(f"database secret: '{key}' is not a non-empty string")
+        dbname = secret.get("dbname", "postgres")
+        if not isinstance(dbname, str):
+            raise SettingsError("database secret: 'dbname' is not a string")
+        return cls(
+            host=secret["host"],
+            port=_port(secret.get("port", 5432), "database secret"),
+            user=secret["username"],
+            password=secret["password"],
+            database=dbname or "postgres",
+        ).with_options({"sslmode": sslmode, "sslrootcert": sslrootcert or str(RDS_CA_BUNDLE)})
 
     def with_options(self, options: dict[str, str]) -> ConnectionSettings:
         sslmode = options.get("sslmode", self.sslmode)
         if sslmode not in _SSLMODES:
-            raise ValueError(f"unsupported sslmode {sslmode!r}")
-        changed = replace(self, sslmode=sslmode, sslrootcert=options.get("sslrootcert"))
+            raise SettingsError(f"unsupported sslmode (use one of {', '.join(_SSLMODES)})")
+        changed = replace(self, sslmode=sslmode, sslrootcert=options.get("sslrootcert") or None)
         if "connect_timeout" in options:
-            changed = replace(changed, connect_timeout=float(options["connect_timeout"]))
+            try:
+                timeout = float(options["connect_timeout"])
+            except ValueError:
+                timeout = 0.0
+            if not 0 < timeout <= 600:
+                raise SettingsError("connect_timeout must be a number of seconds from 0 to 600")
+            changed = replace(changed, connect_timeout=timeout)
         return changed
 
     def ssl_context(self) -> ssl.SSLContext | bool | None:
-        """pg8000's ``ssl_context``: False = plaintext, None = TLS if the server offers it."""
+        """pg8000's ``ssl_context``: False = plaintext, None = TLS if the server offers it.
+
+        ``verify-full`` checks the chain and that the certificate names ``host`` (the name
+        or IP address that is dialled: ``postgres.connect`` passes it as the TLS server
+        name); ``verify-ca`` only the chain; ``require`` nothing (even with a
+        ``sslrootcert``, unlike libpq). Raises :class:`SettingsError` for an unreadable
+        CA bundle.
+        """
         if self.sslmode == "disable":
             return False
         if self.sslmode in ("allow", "prefer"):
             return None  # opportunistic TLS without verification, as libpq's "prefer"
-        context = ssl.create_default_context(cafile=self.sslrootcert)
+        try:
+            if self.sslrootcert == str(RDS_CA_BUNDLE):
+                # The default of the secret path: the RDS CAs *and* the system's public
+                # roots, because RDS Proxy endpoints present Amazon Trust Services
+                # certificates (Amazon Root CA 1-4), which the RDS bundle lacks.
+                context = ssl.create_default_context()
+                context.load_verify_locations(cafile=self.sslrootcert)
+            else:
+                context = ssl.create_default_context(cafile=self.sslrootcert)
+        except (OSError, ssl.SSLError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else None
+            raise SettingsError(
+                f"the CA bundle sslrootcert={self.sslrootcert} cannot be used: "
+                f"{reason or 'no PEM certificate in it'}"
+            ) from None
         if self.sslmode != "verify-full":
             context.check_hostname = False
         if self.sslmode == "require":
@@ -81,3 +159,24 @@ class ConnectionSettings:
 
     def redacted(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.database} sslmode={self.sslmode}"
+
+
+def _split_query(location: str) -> tuple[str, str]:
+    authority, _, query = location.partition("?")
+    return authority, query
+
+
+def _host(text: str) -> str:
+    host = unquote(text)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host or "localhost"
+
+
+def _port(value: Any, where: str) -> int:
+    if value is None or value == "":
+        return 5432
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise SettingsError(f"{where}: the port is not a whole number from 1 to 65535")
+    return int(text)

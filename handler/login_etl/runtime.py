@@ -13,13 +13,20 @@ It resolves the settings (``config``), builds the masker and the sink, and runs
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, Protocol
 
-from .config import CONFIG_VARIABLES, SECRET_VARIABLES, Settings, load_settings
+from .config import (
+    CONFIG_VARIABLES,
+    SECRET_VARIABLES,
+    ConfigurationError,
+    Settings,
+    load_settings,
+)
 from .connection_settings import ConnectionSettings
 from .masking import Masker
 from .pipeline import BatchResult, LoginSink, RejectionLog, process_batch
@@ -38,14 +45,24 @@ class SinkFactory(Protocol):
     ) -> ClosableSink: ...
 
 
+# After a failed refresh, the next try waits this long, doubling per failure up to
+# ``max_age`` (a Secrets Manager outage must not cost every batch the read's timeouts).
+REFRESH_RETRY_FIRST_S: Final = 5.0
+
+_log = logging.getLogger(__name__)
+
+
 class PipelineRuntime:
     """Resolves configuration lazily and keeps it, the masker and the sink warm.
 
     Settings are re-resolved when a configuration variable changes, and at most every
     ``max_age`` seconds when they come from Secrets Manager / SSM (so a rotated key or
-    password is picked up without a cold start). The sink (its connection) is replaced
-    only when the database settings or the queue's retention change. One runtime serves
-    one thread at a time.
+    password is picked up without a cold start). The first resolution, and one after a
+    variable changed, fail closed. A failed *refresh* keeps the last good settings (a
+    WARNING, ``on_refresh_failure``) and is tried again after a back-off, for as long as
+    it fails (docs/operations.md). The sink (its connection) is replaced only when the
+    database settings or the queue's retention change. One runtime serves one thread at
+    a time.
     """
 
     def __init__(
@@ -54,31 +71,70 @@ class PipelineRuntime:
         secrets: SecretSource | None = None,
         *,
         sink_factory: SinkFactory = PostgresSink,
+        log: RejectionLog | None = None,
+        on_refresh_failure: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._env = os.environ if env is None else env
         self._secrets = secrets or SecretSource()
         self._sink_factory = sink_factory
+        self._log: RejectionLog = log or _log
+        self._on_refresh_failure = on_refresh_failure
+        self._clock = clock
         self._settings: Settings | None = None
         self._fingerprint: tuple[str | None, ...] = ()
         self._resolved_at = 0.0
+        self._refresh_due = 0.0
+        self._refresh_failures = 0
         self._masker: Masker | None = None
         self._sink: ClosableSink | None = None
 
     def settings(self) -> Settings:
         fingerprint = tuple(self._env.get(name) for name in CONFIG_VARIABLES)
         uses_secrets = any(self._env.get(name) for name in SECRET_VARIABLES)
-        stale = uses_secrets and time.monotonic() - self._resolved_at > self._secrets.max_age
-        if self._settings is None or fingerprint != self._fingerprint or stale:
-            settings = load_settings(self._env, self._secrets)  # raises: fail closed
-            if self._settings is None or settings.masking_key != self._settings.masking_key:
-                self._masker = Masker(settings.masking_key)
-            if self._settings is not None and (
-                settings.database != self._settings.database
-                or settings.queue_retention_seconds != self._settings.queue_retention_seconds
-            ):
-                self.close()
-            self._settings, self._fingerprint = settings, fingerprint
-            self._resolved_at = time.monotonic()
+        now = self._clock()
+        changed = self._settings is None or fingerprint != self._fingerprint
+        if not changed and not (uses_secrets and now >= self._refresh_due):
+            assert self._settings is not None
+            return self._settings
+        try:
+            settings = load_settings(self._env, self._secrets)
+        except ConfigurationError as error:
+            if changed:
+                raise  # nothing good in hand for this configuration: fail closed
+            return self._keep_last_good(error, now)
+        if self._settings is None or settings.masking_key != self._settings.masking_key:
+            self._masker = Masker(settings.masking_key)
+        if self._settings is not None and (
+            settings.database != self._settings.database
+            or settings.queue_retention_seconds != self._settings.queue_retention_seconds
+        ):
+            self.close()
+        self._settings, self._fingerprint = settings, fingerprint
+        self._resolved_at = self._clock()
+        self._refresh_due = self._resolved_at + self._secrets.max_age
+        self._refresh_failures = 0
+        return settings
+
+    def _keep_last_good(self, error: ConfigurationError, now: float) -> Settings:
+        assert self._settings is not None
+        self._refresh_failures += 1
+        delay = min(
+            float(self._secrets.max_age),
+            REFRESH_RETRY_FIRST_S * 2 ** min(self._refresh_failures - 1, 16),
+        )
+        self._refresh_due = now + delay
+        self._log.warning(
+            f"settings refresh failed ({error}); keeping the last good settings",
+            extra={
+                "error": str(error),  # ConfigurationError's text quotes no secret
+                "failed_refreshes": self._refresh_failures,
+                "settings_age_s": round(now - self._resolved_at),
+                "retry_in_s": round(delay, 1),
+            },
+        )
+        if self._on_refresh_failure is not None:
+            self._on_refresh_failure()
         return self._settings
 
     def table_shape(self) -> TableShape:
@@ -93,9 +149,17 @@ class PipelineRuntime:
 
     def for_worker(self) -> PipelineRuntime:
         """A runtime for another thread: the same configuration, its own connection."""
-        worker = PipelineRuntime(self._env, self._secrets, sink_factory=self._sink_factory)
+        worker = PipelineRuntime(
+            self._env,
+            self._secrets,
+            sink_factory=self._sink_factory,
+            log=self._log,
+            on_refresh_failure=self._on_refresh_failure,
+            clock=self._clock,
+        )
         worker._settings, worker._fingerprint = self._settings, self._fingerprint
         worker._resolved_at, worker._masker = self._resolved_at, self._masker
+        worker._refresh_due = self._refresh_due
         return worker
 
     def close(self) -> None:

@@ -6,10 +6,15 @@ start short when the configuration comes from plain environment variables.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 DEFAULT_MAX_AGE_SECONDS = 300
+
+
+class SecretShapeError(ValueError):
+    """A secret or parameter exists but holds no string; the text is ours, quotes nothing."""
 
 
 class SecretSource:
@@ -29,21 +34,32 @@ class SecretSource:
         if self._secrets is None:
             from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
+            _quiet_botocore_bodies()
             self._secrets = SecretsProvider(boto_config=self._boto_config or _default_config())
         value = self._secrets.get(secret_id, max_age=self.max_age)
         if not isinstance(value, str):
-            raise ValueError("the secret has no SecretString")
+            raise SecretShapeError("the secret has no SecretString")
         return value
 
     def secure_parameter(self, name: str) -> str:
         if self._ssm is None:
             from aws_lambda_powertools.utilities.parameters import SSMProvider
 
+            _quiet_botocore_bodies()
             self._ssm = SSMProvider(boto_config=self._boto_config or _default_config())
         value = self._ssm.get(name, max_age=self.max_age, decrypt=True)
         if not isinstance(value, str):
-            raise ValueError("the parameter has no string value")
+            raise SecretShapeError("the parameter has no string value")
         return value
+
+
+def _quiet_botocore_bodies() -> None:
+    # botocore logs every response body at DEBUG ("Response body: ..."): for GetSecretValue
+    # and GetParameter(WithDecryption) that is the secret itself, in clear, in any log that
+    # runs at DEBUG (a root logger at DEBUG, Lambda's ApplicationLogLevel=DEBUG).
+    parsers = logging.getLogger("botocore.parsers")
+    if parsers.getEffectiveLevel() < logging.INFO:
+        parsers.setLevel(logging.INFO)
 
 
 def _default_config() -> Any:

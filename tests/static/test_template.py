@@ -344,7 +344,13 @@ def test_the_schema_function_runs_where_the_function_runs() -> None:
     schema, function = (resources[n]["Properties"] for n in ("SchemaFunction", "LoginEtlFunction"))
     assert schema["Handler"] == "schema_app.handler"
     assert schema["VpcConfig"] == function["VpcConfig"]
-    for name in ("DB_SECRET_ARN", "DB_SSLMODE", "DATABASE_URL", "DB_CONNECT_TIMEOUT"):
+    for name in (
+        "DB_SECRET_ARN",
+        "DB_SSLMODE",
+        "DB_SSLROOTCERT",
+        "DATABASE_URL",
+        "DB_CONNECT_TIMEOUT",
+    ):
         assert (
             schema["Environment"]["Variables"][name] == function["Environment"]["Variables"][name]
         )
@@ -363,3 +369,17 @@ def test_the_ledger_keeps_ids_exactly_as_long_as_the_queue_keeps_messages() -> N
     variables = resources["LoginEtlFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["QUEUE_RETENTION_SECONDS"] == {"Ref": "QueueRetentionSeconds"}
     assert resources["LoginDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 1_209_600
+
+
+def test_the_database_secret_path_verifies_the_server_by_default() -> None:
+    """verify-full against the bundled RDS CAs unless DbSslRootCert names another bundle."""
+    template = translated({})
+    parameters = template["Parameters"]
+    assert parameters["DbSslMode"]["Default"] == "verify-full"
+    assert parameters["DbSslRootCert"]["Default"] == ""
+    resources = template["Resources"]
+    for function in ("LoginEtlFunction", "SchemaFunction"):
+        variables = resources[function]["Properties"]["Environment"]["Variables"]
+        assert variables["DB_SSLMODE"] == {"Ref": "DbSslMode"}
+        assert variables["DB_SSLROOTCERT"] == {"Ref": "DbSslRootCert"}
+    assert resources["Schema"]["Properties"]["DbSslRootCert"] == {"Ref": "DbSslRootCert"}

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from login_etl.config import ConfigurationError, database_settings, load_settings, masking_key
+from login_etl.connection_settings import RDS_CA_BUNDLE
 from login_etl.secrets import SecretSource
 
 REGION = "us-east-1"
@@ -213,7 +214,7 @@ def test_empty_key_from_aws_fails_closed(no_aws: NoAwsSource, env: dict[str, str
 # --- database settings ------------------------------------------------------------------
 
 
-def test_db_secret_wins_over_database_url_and_defaults_to_tls(aws: Aws) -> None:
+def test_db_secret_wins_over_database_url_and_verifies_against_the_rds_cas(aws: Aws) -> None:
     arn = aws.secret("login-etl/db", json.dumps(RDS_SECRET))
     db = database_settings({"DB_SECRET_ARN": arn, "DATABASE_URL": URL}, SecretSource())
     assert (db.host, db.port, db.user, db.password, db.database) == (
@@ -223,7 +224,8 @@ def test_db_secret_wins_over_database_url_and_defaults_to_tls(aws: Aws) -> None:
         "p@ss:w/rd?#%",
         "logins",
     )
-    assert db.sslmode == "require"
+    assert db.sslmode == "verify-full"
+    assert db.sslrootcert == str(RDS_CA_BUNDLE)
 
 
 def test_db_secret_port_as_string(aws: Aws) -> None:
@@ -372,3 +374,86 @@ def test_max_age_default_comes_from_environment(aws: Aws, monkeypatch: pytest.Mo
     aws.secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
     with pytest.raises(ConfigurationError):
         masking_key(env, source)
+
+
+# --- error texts quote no secret -----------------------------------------------------------
+
+
+class TalkativeSource(SecretSource):
+    """A library error whose text quotes what it was handed (as some parsers do)."""
+
+    def secret_string(self, secret_id: str) -> str:
+        try:
+            raise KeyError("while decoding 'Xqvm#7z/Kp?w@Jv'")
+        except KeyError as inner:
+            raise ValueError("transform failed for value Xqvm#7z/Kp?w@Jv") from inner
+
+
+def test_read_errors_name_types_not_texts(no_aws: NoAwsSource) -> None:
+    for env in ({"PII_HASH_KEY_SECRET_ARN": "k"}, {"DB_SECRET_ARN": "d"}):
+        with pytest.raises(ConfigurationError) as caught:
+            load_settings({**env, "DATABASE_URL": URL, "PII_HASH_KEY": ""}, TalkativeSource())
+        assert "Xqvm" not in str(caught.value)
+        assert "ValueError <- KeyError" in str(caught.value)
+
+
+def test_read_errors_name_the_aws_error_code(aws: Aws) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        masking_key({"PII_HASH_KEY_SECRET_ARN": "no-such-secret-xyz"}, SecretSource())
+    assert str(caught.value) == (
+        "cannot read the masking key secret: GetParameterError <- ResourceNotFoundException"
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"password": "Xqvm#7z/Kp?w@Jv", "host": ',  # truncated
+        '{"password": "Xqvm#7z/Kp?w@Jv", "host": "h", "username": "u", "port": "Xqvm#7z"}',
+        '["Xqvm#7z/Kp?w@Jv"]',
+        '"Xqvm#7z/Kp?w@Jv"',
+        "Xqvm#7z/Kp?w@Jv",
+        "[" * 100_000,
+    ],
+)
+def test_unusable_db_secret_messages_quote_nothing(aws: Aws, value: str) -> None:
+    arn = aws.secret("login-etl/db-quotes", value)
+    with pytest.raises(ConfigurationError) as caught:
+        database_settings({"DB_SECRET_ARN": arn}, SecretSource())
+    assert "Xqvm" not in str(caught.value)
+    assert str(caught.value).startswith("database secret is not usable: ")
+
+
+def test_a_debug_log_does_not_get_the_secret_from_botocore(
+    aws: Aws, caplog: pytest.LogCaptureFixture
+) -> None:
+    """botocore logs response bodies at DEBUG: the secret source keeps that logger quieter."""
+    import logging
+
+    arn = aws.secret("login-etl/debug-key", "Zk#Pw@Hv%Qm/Ru?Xb")
+    name = aws.parameter("/login-etl/debug-key", "Wq#Lm@Tz%Np/Ky?Vd")
+    logging.getLogger("botocore.parsers").setLevel(logging.NOTSET)
+    with caplog.at_level(logging.DEBUG):
+        assert masking_key({"PII_HASH_KEY_SECRET_ARN": arn}, SecretSource(max_age=0))
+        assert masking_key({"PII_HASH_KEY_PARAMETER": name}, SecretSource(max_age=0))
+    assert "GetSecretValue" in caplog.text or "secretsmanager" in caplog.text  # DEBUG was on
+    assert "Zk#Pw" not in caplog.text and "Wq#Lm" not in caplog.text
+
+
+def test_settings_print_neither_key_nor_password(no_aws: NoAwsSource) -> None:
+    settings = load_settings(
+        {"DATABASE_URL": "postgresql://u:Xqvm#7z/Kp@h/d", "PII_HASH_KEY": "Zk#Pw@Hv%Qm"}, no_aws
+    )
+    assert "Xqvm" not in repr(settings) and "Zk#Pw" not in repr(settings)
+
+
+def test_db_secret_ca_bundle_and_sslmode_from_the_environment(aws: Aws) -> None:
+    arn = aws.secret("login-etl/db-ca", json.dumps(RDS_SECRET))
+    env = {"DB_SECRET_ARN": arn, "DB_SSLROOTCERT": "/opt/ca/my-ca.pem", "DB_SSLMODE": "verify-ca"}
+    db = database_settings(env, SecretSource())
+    assert (db.sslmode, db.sslrootcert) == ("verify-ca", "/opt/ca/my-ca.pem")
+    # The template sets both variables always; empty means the defaults.
+    db = database_settings(
+        {"DB_SECRET_ARN": arn, "DB_SSLROOTCERT": "", "DB_SSLMODE": ""}, SecretSource()
+    )
+    assert (db.sslmode, db.sslrootcert) == ("verify-full", str(RDS_CA_BUNDLE))

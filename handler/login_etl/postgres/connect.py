@@ -1,12 +1,15 @@
-"""Open a pg8000 connection whose every wait is bounded."""
+"""Open a pg8000 connection whose every wait is bounded and whose TLS checks the host."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 
 import pg8000.native
+from scramp import ScramException
 
-from ..connection_settings import ConnectionSettings
+from ..config import ConfigurationError
+from ..connection_settings import ConnectionSettings, SettingsError
 from . import sql
 from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe
 
@@ -18,10 +21,15 @@ def connect(settings: ConnectionSettings) -> pg8000.native.Connection:
     statement timeout plus a margin, so a server that stops answering cannot hang us.
     """
     try:
+        ssl_context = settings.ssl_context()
+    except SettingsError as error:
+        raise ConfigurationError(str(error)) from None
+    try:
         sock = socket.create_connection((settings.host, settings.port), settings.connect_timeout)
     except OSError as error:
         raise DatabaseUnavailable(
-            f"cannot connect to Postgres at {settings.host}:{settings.port}: {error}"
+            f"cannot connect to Postgres at {settings.host}:{settings.port}: "
+            f"{type(error).__name__}: {error.strerror or error}"
         ) from None
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     # pg8000 writes a statement as several small messages; without NODELAY, Nagle's
@@ -31,17 +39,40 @@ def connect(settings: ConnectionSettings) -> pg8000.native.Connection:
     try:
         conn = pg8000.native.Connection(
             settings.user,
+            # With ``sock`` given, pg8000 uses ``host`` only as the TLS server name: without
+            # it, verify-full would check the certificate against "localhost".
+            host=settings.host,
             password=settings.password,
             database=settings.database,
             sock=sock,
-            ssl_context=settings.ssl_context(),
+            ssl_context=ssl_context,
             application_name="login-etl",
         )
         timeout = str(settings.statement_timeout_ms)
         conn.run(sql.SESSION_TIMEOUTS, statement_timeout=timeout, idle_timeout=timeout)
+    except ssl.SSLCertVerificationError as error:
+        sock.close()
+        raise DatabaseUnavailable(
+            f"the server's TLS certificate was refused ({settings.redacted()}, CA bundle "
+            f"{settings.sslrootcert or 'the system trust store'}): {error.verify_message}"
+        ) from None
+    except ScramException as error:
+        # scramp refuses some passwords before sending anything (SASLprep: control or
+        # unassigned characters); its text names the rule, never the password.
+        sock.close()
+        raise DatabaseUnavailable(
+            f"cannot open a Postgres session ({settings.redacted()}): the password cannot "
+            f"be used for SCRAM authentication ({error.args[0] if error.args else 'SASLprep'})"
+        ) from None
     except DRIVER_ERRORS as error:
         sock.close()
         raise DatabaseUnavailable(
             f"cannot open a Postgres session ({settings.redacted()}): {describe(error)}"
+        ) from None
+    except UnicodeError:
+        sock.close()  # the driver encodes user, password and database as UTF-8
+        raise DatabaseUnavailable(
+            f"cannot open a Postgres session ({settings.redacted()}): the user, password or "
+            "database name is not valid UTF-8 text"
         ) from None
     return conn

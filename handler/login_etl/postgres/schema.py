@@ -16,9 +16,11 @@ import sys
 
 import pg8000.native
 
-from ..connection_settings import ConnectionSettings
+from ..config import ConfigurationError
+from ..connection_settings import ConnectionSettings, SettingsError
 from . import sql
 from .connect import connect
+from .errors import DatabaseUnavailable
 from .introspect import read_table_shape
 
 
@@ -62,8 +64,13 @@ def main() -> int:
     if not url:
         print("db-init: set DATABASE_URL (or pass it as the argument)", file=sys.stderr)
         return 2
-    settings = ConnectionSettings.from_url(url)
-    init_database(settings)
+    try:
+        settings = ConnectionSettings.from_url(url)
+        init_database(settings)
+    except (SettingsError, ConfigurationError, DatabaseUnavailable) as error:
+        # Our own texts, which quote no password (a traceback would add nothing).
+        print(f"db-init: error: {error}", file=sys.stderr)
+        return 1
     print(
         f"db-init: user_logins, {sql.LEDGER} and {sql.VERSION_VIEW} ready on {settings.redacted()}"
     )
