@@ -46,7 +46,11 @@ def write_transaction(session: Session, rows: Sequence[PendingRow], days: BatchD
     small = len(rows) <= SMALL_BATCH_ROWS and days.single is not None
     try:
         if small and days.single is not None:  # one autocommitted statement: atomic
-            payload = json.dumps([[r.message_id, *r.row] for r in rows])
+            # Characters as they are, not \u escapes: Postgres refuses an escape of a
+            # non-ASCII character in a database that is not UTF-8 (22P05: PG 10, and
+            # SQL_ASCII on any version), which would bisect every such row.
+            # records.to_row already refused NUL and lone surrogates.
+            payload = json.dumps([[r.message_id, *r.row] for r in rows], ensure_ascii=False)
             already = session.ledger.statements(days.single).small_batch(payload)
             return {r.message_id for r in rows} - already
         conn.run("BEGIN")
