@@ -345,9 +345,8 @@ def test_an_undated_message_is_a_duplicate_whatever_day_it_comes_back(
     assert first.written == count + dated
     assert undated_ids(db) == count
     # create_date of an undated record: the day it was processed.
-    assert db.query(
-        "SELECT count(*) FROM user_logins WHERE create_date = :d", d=DAY0
-    ) == [[count + dated]]
+    on_day0 = db.query("SELECT count(*) FROM user_logins WHERE create_date = :d", d=DAY0)
+    assert on_day0 == [[count + dated]]
     for later in (1, 3):  # after midnight, then near the end of the retention
         consumer.clock.today = DAY0 + timedelta(days=later)
         consumer.new_session()

@@ -14,6 +14,7 @@ SCHEMA = "login_etl"
 LEDGER = f"{SCHEMA}.processed_messages"
 VERSION_VIEW = f"{SCHEMA}.user_logins_decoded"
 
+
 def quote_ident(name: str) -> str:
     """An identifier as SQL: always double-quoted, inner quotes doubled."""
     return '"' + name.replace('"', '""') + '"'
