@@ -208,7 +208,7 @@ class Ledger:
     def _expire_undated(self, today: date) -> None:
         """One bounded chunk of the undated ids claimed before the window."""
         cutoff = day_date(epoch_day(today) - self.window)
-        self.conn.run(sql.EXPIRE_UNDATED, cutoff=cutoff)
+        self.conn.run(sql.EXPIRE_UNDATED, cutoff=cutoff, limit=sql.UNDATED_EXPIRY_ROWS)
         self._undated_backlog = self.conn.row_count >= sql.UNDATED_EXPIRY_ROWS
 
     def _truncate(self, slot: int | None) -> bool:

@@ -21,7 +21,7 @@ def quote_ident(name: str) -> str:
 
 
 def qualified(schema: str, name: str) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
+    return quote_ident(schema) + "." + quote_ident(name)
 
 
 # The current DDL of user_logins, exactly; the project never alters this table. The
@@ -98,7 +98,7 @@ CREATE INDEX IF NOT EXISTS ledger_undated_claimed_on ON {UNDATED_LEDGER} (claime
 EXPIRE_UNDATED = f"""
 DELETE FROM {UNDATED_LEDGER} WHERE message_id IN (
     SELECT message_id FROM {UNDATED_LEDGER} WHERE claimed_on < CAST(:cutoff AS date)
-    LIMIT {UNDATED_EXPIRY_ROWS} FOR UPDATE SKIP LOCKED)
+    LIMIT :limit FOR UPDATE SKIP LOCKED)
 """
 
 
@@ -295,15 +295,15 @@ def write_small_batch(shape: TableShape, table: str, slot: int, legacy: bool) ->
     )
     columns = ", ".join(shape.columns)
     ledger, unseen = slot_table(slot), _unseen(legacy)
-    claimed_columns, claimed_values = _claimed_columns(slot)
+    ledger_columns, ledger_values = _claimed_columns(slot)
     return f"""
 WITH batch AS (
     SELECT r->>0 AS message_id,
            {selected}
     FROM json_array_elements(CAST(:rows AS json)) AS r
 ), claimed AS (
-    INSERT INTO {ledger} ({claimed_columns})
-    SELECT {claimed_values} FROM batch {unseen}
+    INSERT INTO {ledger} ({ledger_columns})
+    SELECT {ledger_values} FROM batch {unseen}
     ON CONFLICT (message_id) DO NOTHING
     RETURNING message_id
 ), inserted AS (
