@@ -47,6 +47,7 @@ LEDGER_TABLES = (
     sql.LEDGER,
     sql.LEDGER_SLOT_DAYS,
     *(sql.slot_table(slot) for slot in range(sql.LEDGER_SLOTS)),
+    sql.UNDATED_LEDGER,
 )
 
 

@@ -20,6 +20,11 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, Final
 
+UNDATED: Final = -1
+"""The :meth:`SentDates.day` of a record without a plausible ``SentTimestamp``: no day
+a redelivery would share (it may come on any later day), so the ledger claims its id
+outside the day slots; :meth:`SentDates.iso` gives it today's date."""
+
 EARLIEST: Final = date(2006, 1, 1)
 """Before SQS was generally available (July 2006): no real message was sent earlier."""
 
@@ -80,7 +85,8 @@ class SentDates:
     """The sent day of one batch's records; one date computation per distinct day.
 
     :meth:`day` is the record's day (days since the epoch: the ledger's key, see
-    ``postgres.ledger``), :meth:`iso` its ``create_date``.
+    ``postgres.ledger``; :data:`UNDATED` without a plausible one), :meth:`iso` its
+    ``create_date``.
     """
 
     __slots__ = ("_iso", "_latest", "_ms_days", "_today", "_today_day", "implausible")
@@ -97,6 +103,9 @@ class SentDates:
         """Records whose ``SentTimestamp`` was there but not plausible (dated today)."""
 
     def _fallback(self) -> int:
+        return UNDATED
+
+    def _today_epoch_day(self) -> int:
         if self._today_day is None:
             self._today_day = epoch_day(self._today())
         return self._today_day
@@ -116,7 +125,8 @@ class SentDates:
     def iso(self, day: int) -> str:
         text = self._iso.get(day)
         if text is None:
-            text = self._iso[day] = day_date(day).isoformat()
+            dated = self._today_epoch_day() if day == UNDATED else day
+            text = self._iso[day] = day_date(dated).isoformat()
         return text
 
     def for_record(self, record: Mapping[str, Any]) -> str:

@@ -50,6 +50,6 @@ def empty_tables(conn: Any) -> None:
     an open connection)."""
     from login_etl.postgres import sql
 
-    slots = [sql.slot_table(slot) for slot in range(sql.LEDGER_SLOTS)]
+    slots = [sql.slot_table(slot) for slot in range(sql.LEDGER_SLOTS)] + [sql.UNDATED_LEDGER]
     conn.run(f"TRUNCATE {', '.join(['user_logins', *slots])}")
     conn.run(f"UPDATE {sql.LEDGER_SLOT_DAYS} SET day = NULL, opened_on = NULL")

@@ -21,7 +21,7 @@ from login_etl.connection_settings import ConnectionSettings
 from login_etl.dates import epoch_day
 from login_etl.masking import Masker
 from login_etl.pipeline import BatchResult, process_batch
-from login_etl.postgres import SMALL_BATCH_ROWS, PostgresSink, sql
+from login_etl.postgres import SMALL_BATCH_ROWS, DatabaseUnavailable, PostgresSink, sql
 from login_etl.postgres.ledger import SLOTS, slot_of
 from login_etl.postgres.schema import init_schema
 from tests.conftest import Databases, Db, on_each_server, wait_for
@@ -80,7 +80,11 @@ class Consumer:
 
     def write(self, records: list[dict[str, Any]]) -> BatchResult:
         result = process_batch(
-            records, sink=self.sink, masker=Masker(PII_KEY.encode()), logger=Quiet()
+            records,
+            sink=self.sink,
+            masker=Masker(PII_KEY.encode()),
+            logger=Quiet(),
+            today=self.clock,
         )
         assert result.failed_message_ids == []
         return result
@@ -308,3 +312,137 @@ def test_the_migration_keeps_user_logins_and_the_old_ids(migrated: Db) -> None:
         )
     }
     assert tables >= {sql.LEDGER, sql.LEDGER_SLOT_DAYS, sql.LEGACY_LEDGER, sql.slot_table(0)}
+
+
+# -- messages without a usable SentTimestamp ------------------------------------------
+
+
+def undated(count: int, *, seed: int, prefix: str, sent: str | None = None) -> list[dict[str, Any]]:
+    """Records without a SentTimestamp (``sent`` None) or with an implausible one."""
+    records = batch(count, DAY0, seed=seed, prefix=prefix)
+    for record in records:
+        del record["attributes"]["SentTimestamp"]
+        if sent is not None:
+            record["attributes"]["SentTimestamp"] = sent
+    return records
+
+
+def undated_ids(db: Db) -> int:
+    return int(db.query(f"SELECT count(*) FROM {sql.UNDATED_LEDGER}")[0][0])
+
+
+@pytest.mark.parametrize(
+    ("count", "dated"),
+    [(3, 0), (LARGE, 0), (3, 3)],  # one statement; streamed; BEGIN/claim/COPY (two days)
+)
+@pytest.mark.parametrize("sent", [None, "42"])  # missing; implausible
+def test_an_undated_message_is_a_duplicate_whatever_day_it_comes_back(
+    db: Db, consumer: Consumer, count: int, dated: int, sent: str | None
+) -> None:
+    records = undated(count, seed=20, prefix="undated", sent=sent)
+    records += batch(dated, DAY0, seed=21, prefix="dated")
+    first = consumer.write(records)
+    assert first.written == count + dated
+    assert undated_ids(db) == count
+    # create_date of an undated record: the day it was processed.
+    on_day0 = db.query("SELECT count(*) FROM user_logins WHERE create_date = :d", d=DAY0)
+    assert on_day0 == [[count + dated]]
+    for later in (1, 3):  # after midnight, then near the end of the retention
+        consumer.clock.today = DAY0 + timedelta(days=later)
+        consumer.new_session()
+        again = consumer.write(records)
+        assert (again.written, again.duplicates) == (0, count + dated)
+        streamed_again = consumer.write(records[-1:] + records[:-1])  # same ids, warm session
+        assert streamed_again.written == 0
+    assert db.count() == count + dated
+
+
+def test_two_deliveries_of_an_undated_batch_at_once_across_midnight_write_it_once(db: Db) -> None:
+    shared = undated(LARGE, seed=22, prefix="twice")
+    consumers = [Consumer(db.url, DAY0), Consumer(db.url, DAY0 + timedelta(days=1))]
+    barrier = threading.Barrier(2)
+    results: list[BatchResult] = []
+
+    def consume(consumer: Consumer) -> None:
+        consumer.sink.table_shape()
+        barrier.wait()
+        results.append(consumer.write(shared))
+
+    threads = [threading.Thread(target=consume, args=(c,)) for c in consumers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for consumer in consumers:
+        consumer.close()
+    assert sorted(r.written for r in results) == [0, LARGE]
+    assert db.count() == LARGE
+    assert undated_ids(db) == LARGE
+
+
+def test_undated_ids_expire_after_the_window_and_user_logins_stays(
+    db: Db, consumer: Consumer
+) -> None:
+    records = undated(4, seed=23, prefix="expiring")
+    consumer.write(records)
+    consumer.clock.today = DAY0 + timedelta(days=5)  # still inside: 4 days + 1 of margin
+    consumer.new_session()
+    consumer.write(batch(1, consumer.clock.today, seed=24))
+    assert undated_ids(db) == 4
+    consumer.clock.today = DAY0 + timedelta(days=6)  # the session meets a new day
+    consumer.write(undated(2, seed=25, prefix="young"))
+    assert undated_ids(db) == 2  # the young ones only
+    assert db.count() == 4 + 1 + 2  # expiry never touches user_logins
+
+
+def test_undated_expiry_deletes_in_bounded_chunks_until_it_caught_up(
+    db: Db, consumer: Consumer
+) -> None:
+    old = sql.UNDATED_EXPIRY_ROWS + 5
+    db.query(
+        f"INSERT INTO {sql.UNDATED_LEDGER} (message_id, claimed_on)"
+        " SELECT 'old-' || n, CAST(:d AS date) FROM generate_series(1, :n) AS n",
+        d=DAY0,
+        n=old,
+    )
+    consumer.clock.today = DAY0 + timedelta(days=6)
+    consumer.write(batch(1, consumer.clock.today, seed=26))  # the day's maintenance: one chunk
+    assert undated_ids(db) == 5
+    consumer.write(batch(1, consumer.clock.today, seed=27))  # the chunk was full: one more
+    assert undated_ids(db) == 0
+    assert db.count() == 2
+
+
+# -- a slot that cannot be emptied keeps its day ---------------------------------------
+
+
+def test_a_slot_that_could_not_be_emptied_is_not_relabelled_and_is_emptied_later(
+    db: Db,
+) -> None:
+    consumer = Consumer(db.url, DAY0, statement_timeout_ms=300_000)
+    consumer.write(batch(4, DAY0, seed=28))
+    later = DAY0 + timedelta(days=SLOTS)  # the same slot
+    slot = slot_of(epoch_day(later))
+    # As if expiry had not run: only the opening for `later` can empty it.
+    db.query(f"UPDATE {sql.LEDGER_SLOT_DAYS} SET opened_on = :d WHERE slot = :s", d=later, s=slot)
+    consumer.clock.today = later
+    consumer.new_session()
+    records = batch(2, later, seed=29)
+    reader = db.connect()
+    reader.run("SET idle_in_transaction_session_timeout = 0")
+    reader.run("BEGIN")
+    reader.run(f"SELECT count(*) FROM {sql.slot_table(slot)}")  # holds the TRUNCATE off
+    try:
+        with pytest.raises(DatabaseUnavailable, match="could not be emptied"):
+            consumer.write(records)
+        assert slot_days(db)[slot] == DAY0  # still the old day's ids, still labelled so
+        assert ids_in_slot(db, DAY0) == 4
+    finally:
+        reader.run("ROLLBACK")
+        reader.close()
+    result = consumer.write(records)  # SQS's retry: the slot is emptied now
+    consumer.close()
+    assert result.written == 2
+    assert slot_days(db)[slot] == later
+    assert ids_in_slot(db, later) == 2
+    assert db.count() == 4 + 2

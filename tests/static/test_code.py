@@ -60,6 +60,11 @@ def test_sql_module_interpolates_only_identifiers_never_values() -> None:
         "LEDGER",
         "LEDGER_SLOT_DAYS",
         "LEGACY_LEDGER",
+        "UNDATED_LEDGER",
+        "ledger",  # a ledger table's name (slot_table)
+        "ledger_columns",
+        "values",  # the claim's column values (message_id, the claim's bound day)
+        "ledger_values",
         "slot",
         "slot_table",
         "table",

@@ -20,17 +20,37 @@ def legacy_ledger_has_ids(conn: pg8000.native.Connection) -> bool:
     return bool(conn.run(sql.LEGACY_LEDGER_HAS_IDS)[0][0])
 
 
-def read_table_shape(conn: pg8000.native.Connection) -> TableShape:
-    """Inspect ``user_logins`` and check the ledger exists (one query each)."""
-    rows = conn.run(sql.TABLE_COLUMNS, table=TABLE_NAME)
-    columns = {name: (data_type, max_length) for name, data_type, max_length in rows}
-    if not columns:
+def find_table(conn: pg8000.native.Connection) -> tuple[str, str] | None:
+    """The schema and name of the table ``user_logins`` means on this connection (as an
+    unqualified name in a statement would resolve through ``search_path``), or None."""
+    found = conn.run(sql.RESOLVE_TABLE, name=TABLE_NAME)
+    return (str(found[0][0]), str(found[0][1])) if found else None
+
+
+def qualified_table(conn: pg8000.native.Connection) -> str:
+    """``user_logins`` as the session resolves it, schema-qualified and quoted: the one
+    name every statement of the session writes to."""
+    found = find_table(conn)
+    if found is None:
         raise SchemaError(f"table {TABLE_NAME} does not exist; run `make db-init`")
+    return sql.qualified(*found)
+
+
+def read_table_shape(conn: pg8000.native.Connection) -> TableShape:
+    """Inspect ``user_logins`` (the table the unqualified name resolves to, see
+    :func:`find_table`) and check the ledger exists."""
+    found = find_table(conn)
+    if found is None:
+        raise SchemaError(f"table {TABLE_NAME} does not exist; run `make db-init`")
+    schema, name = found
+    rows = conn.run(sql.TABLE_COLUMNS, schema=schema, table=name)
+    columns = {name: (data_type, max_length) for name, data_type, max_length in rows}
     missing = REQUIRED_COLUMNS - columns.keys()
     if missing:
         raise SchemaError(f"table {TABLE_NAME} lacks columns {sorted(missing)}")
-    if not conn.run(sql.LEDGER_EXISTS, name=sql.LEDGER_SLOT_DAYS)[0][0]:
-        raise SchemaError(f"ledger {sql.LEDGER_SLOT_DAYS} does not exist; run `make db-init`")
+    for ledger in (sql.LEDGER_SLOT_DAYS, sql.UNDATED_LEDGER):
+        if not conn.run(sql.LEDGER_EXISTS, name=ledger)[0][0]:
+            raise SchemaError(f"ledger {ledger} does not exist; run `make db-init`")
     data_type, max_length = columns["app_version"]
     if data_type in _INTEGER_TYPES:
         kind = AppVersionKind.INTEGER

@@ -63,4 +63,7 @@ def write_isolating(
     except DRIVER_ERRORS as error:
         session.close()
         raise DatabaseUnavailable(f"batch write failed: {describe(error)}") from None
+    except BaseException:
+        session.close()  # not the driver's: end the transaction with the connection
+        raise
     return outcome

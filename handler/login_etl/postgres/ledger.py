@@ -19,13 +19,24 @@ connection):
 
 A ``TRUNCATE`` waits at most a second for other locks on its table (nobody writes to
 an old slot; an analyst may be reading the ``login_etl.ledger`` view), then is left
-for the next maintenance: writes never queue behind it. Days come from the caller's
+for the next maintenance: writes never queue behind it. A slot that could not be
+emptied keeps its old day in ``ledger_slots`` (never relabelled with ids of the old
+day in it); if a batch needs it for a new day, the batch fails (``DatabaseUnavailable``,
+retried by SQS) rather than mixing two days in one table. Days come from the caller's
 clock (UTC); the window keeps a day of margin for clocks that differ from SQS's.
+
+A message without a plausible ``SentTimestamp`` (``dates.UNDATED``) has no day that
+its redelivery would share, so its id goes in ``login_etl.ledger_undated``: one table,
+one primary key whatever the day (two deliveries at once meet on it as in a slot),
+each id with the day it was claimed. Expiry deletes the ids claimed before the window
+in bounded chunks (``sql.UNDATED_EXPIRY_ROWS``, autocommitted, ``SKIP LOCKED``): one
+chunk at the day's maintenance, then one per batch while a chunk came back full.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +47,7 @@ import pg8000.native
 from pg8000.exceptions import DatabaseError
 
 from ..config import MAX_RETENTION_SECONDS
-from ..dates import day_date, epoch_day
+from ..dates import UNDATED, day_date, epoch_day
 from ..table import TableShape
 from . import sql
 from .errors import DRIVER_ERRORS, ConnectionLost, DatabaseUnavailable, describe
@@ -58,17 +69,37 @@ def window_days(retention_seconds: int) -> int:
 
 
 def slot_of(day: int) -> int:
-    return day % SLOTS
+    """The ledger table of ``day`` (``sql.UNDATED_SLOT`` for ``dates.UNDATED``)."""
+    return sql.UNDATED_SLOT if day == UNDATED else day % SLOTS
 
 
 @dataclass(slots=True)
 class SlotStatements:
-    """The batch statements of one slot, prepared on first use."""
+    """The batch statements of one ledger table, prepared on first use. ``params`` are
+    bound on every run: the undated table's ``claimed_on`` (today, kept current by
+    :meth:`Ledger.prepare`), nothing for a day slot."""
 
-    claim: pg8000.native.PreparedStatement  # sql.claim_message_ids
-    claim_new: pg8000.native.PreparedStatement  # sql.claim_new_message_ids
-    unclaim: pg8000.native.PreparedStatement  # sql.unclaim_message_ids
-    small_batch: pg8000.native.PreparedStatement  # sql.write_small_batch
+    claim_statement: pg8000.native.PreparedStatement  # sql.claim_message_ids
+    claim_new_statement: pg8000.native.PreparedStatement  # sql.claim_new_message_ids
+    unclaim_statement: pg8000.native.PreparedStatement  # sql.unclaim_message_ids
+    small_batch_statement: pg8000.native.PreparedStatement  # sql.write_small_batch
+    params: dict[str, object]
+
+    def claim(self, message_ids: Sequence[str]) -> set[str]:
+        """Claim (``ON CONFLICT``); return the ids already claimed."""
+        ids = json.dumps(message_ids)
+        return {row[0] for row in self.claim_statement.run(message_ids=ids, **self.params)}
+
+    def claim_new(self, message_ids: Sequence[str]) -> None:
+        """Claim with a plain ``INSERT``: an id already there fails it with 23505."""
+        self.claim_new_statement.run(message_ids=json.dumps(message_ids), **self.params)
+
+    def unclaim(self, message_ids: Sequence[str]) -> None:
+        self.unclaim_statement.run(message_ids=json.dumps(message_ids))
+
+    def small_batch(self, rows: str) -> set[str]:
+        """Write a small batch (``rows``: its JSON); return the ids already claimed."""
+        return {row[0] for row in self.small_batch_statement.run(rows=rows, **self.params)}
 
 
 @dataclass(slots=True)
@@ -78,12 +109,15 @@ class Ledger:
 
     conn: pg8000.native.Connection
     shape: TableShape
+    table: str  # user_logins, schema-qualified (what the shape was read from)
     window: int
     legacy: bool  # the legacy table had ids when the session opened: claims look there
     today: Callable[[], date]
     _statements: dict[int, SlotStatements] = field(default_factory=dict)
     _open: dict[int, int] = field(default_factory=dict)  # slot -> day
     _expired_on: date | None = None
+    _undated_backlog: bool = False  # the last expiry chunk of the undated table was full
+    _claimed_on: dict[str, object] = field(default_factory=dict)  # the undated claims' day
 
     def statements(self, day: int) -> SlotStatements:
         """The statements of ``day``'s slot (prepared by :meth:`prepare`)."""
@@ -92,10 +126,13 @@ class Ledger:
         if found is None:
             conn, legacy = self.conn, self.legacy
             found = SlotStatements(
-                claim=conn.prepare(sql.claim_message_ids(slot, legacy)),
-                claim_new=conn.prepare(sql.claim_new_message_ids(slot, legacy)),
-                unclaim=conn.prepare(sql.unclaim_message_ids(slot)),
-                small_batch=conn.prepare(sql.write_small_batch(self.shape, slot, legacy)),
+                claim_statement=conn.prepare(sql.claim_message_ids(slot, legacy)),
+                claim_new_statement=conn.prepare(sql.claim_new_message_ids(slot, legacy)),
+                unclaim_statement=conn.prepare(sql.unclaim_message_ids(slot)),
+                small_batch_statement=conn.prepare(
+                    sql.write_small_batch(self.shape, self.table, slot, legacy)
+                ),
+                params=self._claimed_on if slot == sql.UNDATED_SLOT else {},
             )
             self._statements[slot] = found
         return found
@@ -108,11 +145,15 @@ class Ledger:
         """
         try:
             today = self.today()
+            self._claimed_on["claimed_on"] = today
             if self._expired_on != today:
                 self._expire(today)
                 self._expired_on = today
+                self._undated_backlog = True
+            if self._undated_backlog:
+                self._expire_undated(today)
             for day in days:
-                if self._open.get(slot_of(day)) != day:
+                if day != UNDATED and self._open.get(slot_of(day)) != day:
                     self._open_slot(day, today)
                 self.statements(day)
         except DatabaseError as error:
@@ -131,8 +172,15 @@ class Ledger:
             conn.run("BEGIN")
             (held,) = conn.run(sql.LOCK_SLOT_DAY, slot=slot)[0]
             if held is None or held < day_date(day):
-                if held is not None:
-                    self._truncate(slot)
+                if held is not None and not self._truncate(slot):
+                    conn.run("COMMIT")
+                    # Still the old day's ids: relabelled, they would be kept (and
+                    # counted) as this day's; claimed in as they are, they would be
+                    # emptied with the old day. The batch waits for the lock instead.
+                    raise DatabaseUnavailable(
+                        f"ledger slot {sql.slot_table(slot)} still holds {held} and could"
+                        f" not be emptied for {day_date(day)}; the batch is retried"
+                    )
                 conn.run(sql.OPEN_SLOT, slot=slot, day=day_date(day), today=today)
                 held = day_date(day)
             conn.run("COMMIT")
@@ -156,6 +204,12 @@ class Ledger:
         ):
             self._truncate(None)
         conn.run("COMMIT")
+
+    def _expire_undated(self, today: date) -> None:
+        """One bounded chunk of the undated ids claimed before the window."""
+        cutoff = day_date(epoch_day(today) - self.window)
+        self.conn.run(sql.EXPIRE_UNDATED, cutoff=cutoff, limit=sql.UNDATED_EXPIRY_ROWS)
+        self._undated_backlog = self.conn.row_count >= sql.UNDATED_EXPIRY_ROWS
 
     def _truncate(self, slot: int | None) -> bool:
         """TRUNCATE a slot (None: the legacy table) in a savepoint, waiting at most a

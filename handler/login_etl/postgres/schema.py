@@ -21,19 +21,25 @@ from ..connection_settings import ConnectionSettings, SettingsError
 from . import sql
 from .connect import connect
 from .errors import DatabaseUnavailable
-from .introspect import read_table_shape
+from .introspect import find_table, qualified_table, read_table_shape
 
 
 def init_schema(conn: pg8000.native.Connection) -> None:
     """Create what is missing; idempotent. The view follows the table's app_version type."""
     conn.run("BEGIN")
     try:
-        conn.run(sql.CREATE_USER_LOGINS)
+        # Only when the name resolves to nothing: CREATE TABLE IF NOT EXISTS looks in
+        # current_schema() alone, and would add a second, empty user_logins there when
+        # the one in use is further down the search_path.
+        if find_table(conn) is None:
+            conn.run(sql.CREATE_USER_LOGINS)
         conn.run(sql.CREATE_SCHEMA)
         conn.run(sql.CREATE_LEDGER_SLOT_DAYS)
         conn.run(sql.FILL_LEDGER_SLOT_DAYS, last=sql.LEDGER_SLOTS - 1)
         for slot in range(sql.LEDGER_SLOTS):
             conn.run(sql.create_slot_table(slot))
+        conn.run(sql.CREATE_UNDATED_LEDGER)
+        conn.run(sql.CREATE_UNDATED_LEDGER_INDEX)
         legacy = bool(conn.run(sql.LEDGER_EXISTS, name=sql.LEGACY_LEDGER)[0][0])
         if legacy:
             conn.run(sql.DROP_OLD_LEDGER_INDEX)
@@ -43,7 +49,7 @@ def init_schema(conn: pg8000.native.Connection) -> None:
         conn.run(sql.DECODE_APP_VERSION_FUNCTION)
         shape = read_table_shape(conn)
         conn.run(sql.DROP_VERSION_VIEW)
-        conn.run(sql.create_version_view(shape.app_version_kind))
+        conn.run(sql.create_version_view(shape.app_version_kind, qualified_table(conn)))
         conn.run("COMMIT")
     except BaseException:
         conn.run("ROLLBACK")

@@ -14,7 +14,7 @@ from ..table import SchemaError, TableShape
 from . import sql
 from .connect import connect
 from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe
-from .introspect import legacy_ledger_has_ids, read_table_shape
+from .introspect import legacy_ledger_has_ids, qualified_table, read_table_shape
 from .ledger import Ledger
 
 
@@ -27,7 +27,7 @@ class Session:
     conn: pg8000.native.Connection
     shape: TableShape
     ledger: Ledger  # the claim statements of each day's slot, and its maintenance
-    copy_sql: str  # sql.copy_rows(shape)
+    copy_sql: str  # sql.copy_rows(shape, table)
     closed: bool = False
 
     def close(self) -> None:
@@ -48,9 +48,16 @@ def open_session(
 ) -> Session:
     conn = connect(settings)
     try:
+        # Whatever the database's encoding: the server converts, and COPY data
+        # (copy_chunk) and parameters are the same UTF-8 bytes.
+        conn.run(sql.CLIENT_ENCODING_UTF8)
+        # One resolution of the unqualified name: the shape and every write use it.
+        table = qualified_table(conn)
         shape = read_table_shape(conn)
-        ledger = Ledger(conn, shape, window_days, legacy_ledger_has_ids(conn), today)
-        return Session(conn=conn, shape=shape, ledger=ledger, copy_sql=sql.copy_rows(shape))
+        legacy = legacy_ledger_has_ids(conn)
+        ledger = Ledger(conn, shape, table, window_days, legacy, today)
+        copy_sql = sql.copy_rows(shape, table)
+        return Session(conn=conn, shape=shape, ledger=ledger, copy_sql=copy_sql)
     except DRIVER_ERRORS as error:
         conn.close()
         raise DatabaseUnavailable(f"cannot prepare the batch write: {describe(error)}") from None

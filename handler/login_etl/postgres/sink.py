@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from ..config import MAX_RETENTION_SECONDS
 from ..connection_settings import ConnectionSettings
 from ..pipeline import PendingRow, WriteOutcome
-from ..table import TableShape
+from ..table import SchemaError, TableShape
 from .errors import ConnectionLost, DatabaseUnavailable, RowRejected, describe
 from .isolate import write_isolating
 from .ledger import BatchDays, window_days
@@ -102,17 +102,28 @@ class PostgresSink:
     def _prepare_ledger(self, days: BatchDays) -> None:
         """The ledger's maintenance, when this session meets a day it has not seen."""
         try:
-            self._open().ledger.prepare(days.distinct())
+            self._prepare_ledger_once(days)
             return
         except ConnectionLost:
             self.close()  # a warm connection may have been dropped between invocations
         try:
-            self._open().ledger.prepare(days.distinct())
+            self._prepare_ledger_once(days)
         except ConnectionLost as lost:
             self.close()
             raise DatabaseUnavailable(
                 f"connection lost during ledger maintenance: {describe(lost.__cause__ or lost)}"
             ) from None
+
+    def _prepare_ledger_once(self, days: BatchDays) -> None:
+        try:
+            self._open().ledger.prepare(days.distinct())
+        except (ConnectionLost, DatabaseUnavailable, SchemaError):
+            raise
+        except BaseException:
+            # Not the driver's (a bug, MemoryError): maintenance may be inside one of
+            # its transactions; closing ends it, the next write opens a new session.
+            self.close()
+            raise
 
     def _write_reconnecting(self, rows: Sequence[PendingRow], days: BatchDays) -> set[str]:
         try:

@@ -1,7 +1,9 @@
 """All SQL of the project, readable as SQL. Values are always bound parameters.
 
 Identifiers that vary (the columns of ``user_logins`` that exist) come only from the
-fixed ``table.ROW_COLUMNS`` list, never from input.
+fixed ``table.ROW_COLUMNS`` list, never from input; the table's own name is the one the
+session resolved (``quote_ident``: its schema and name, each quoted), so the statements
+write to the table whose shape was read, whatever ``search_path`` says.
 """
 
 from __future__ import annotations
@@ -12,7 +14,18 @@ SCHEMA = "login_etl"
 LEDGER = f"{SCHEMA}.processed_messages"
 VERSION_VIEW = f"{SCHEMA}.user_logins_decoded"
 
-# The current DDL of user_logins, exactly; the project never alters this table.
+
+def quote_ident(name: str) -> str:
+    """An identifier as SQL: always double-quoted, inner quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, name: str) -> str:
+    return quote_ident(schema) + "." + quote_ident(name)
+
+
+# The current DDL of user_logins, exactly; the project never alters this table. The
+# schema step creates it only when the unqualified name resolves to nothing.
 CREATE_USER_LOGINS = f"""
 CREATE TABLE IF NOT EXISTS {TABLE_NAME}(
     user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
@@ -32,10 +45,19 @@ LEDGER_SLOT_DAYS = f"{SCHEMA}.ledger_slots"
 # nothing in it can be redelivered; then emptied. Old versions of the function still
 # running during an update keep writing it, so it is not renamed.
 LEGACY_LEDGER = f"{SCHEMA}.processed_messages"
+# The ids of messages without a usable SentTimestamp: no day to slot them by (a
+# redelivery may come on any later day), so one table with one primary key, whatever
+# the day. Each id keeps the day it was claimed on (the caller's clock) and is deleted
+# in bounded chunks once that day is older than the window.
+UNDATED_LEDGER = f"{SCHEMA}.ledger_undated"
+UNDATED_SLOT = -1  # the "slot" of the undated table in the functions below
+UNDATED_EXPIRY_ROWS = 10_000  # per DELETE: at least one SQS batch's worth of claims
 
 
 def slot_table(slot: int) -> str:
-    """The table of ledger slot ``slot`` (0 .. LEDGER_SLOTS - 1)."""
+    """The table of ledger slot ``slot`` (0 .. LEDGER_SLOTS - 1, or UNDATED_SLOT)."""
+    if slot == UNDATED_SLOT:
+        return UNDATED_LEDGER
     return f"{SCHEMA}.ledger_{slot:02d}"
 
 
@@ -62,14 +84,33 @@ CREATE TABLE IF NOT EXISTS {table} (
 """
 
 
+CREATE_UNDATED_LEDGER = f"""
+CREATE TABLE IF NOT EXISTS {UNDATED_LEDGER} (
+    message_id   text PRIMARY KEY,
+    claimed_on   date NOT NULL,  -- the day it was claimed (UTC): kept for the window from then
+    processed_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+CREATE_UNDATED_LEDGER_INDEX = f"""
+CREATE INDEX IF NOT EXISTS ledger_undated_claimed_on ON {UNDATED_LEDGER} (claimed_on)
+"""
+# One bounded chunk, autocommitted; rows another session is deleting are skipped.
+EXPIRE_UNDATED = f"""
+DELETE FROM {UNDATED_LEDGER} WHERE message_id IN (
+    SELECT message_id FROM {UNDATED_LEDGER} WHERE claimed_on < CAST(:cutoff AS date)
+    LIMIT :limit FOR UPDATE SKIP LOCKED)
+"""
+
+
 def create_ledger_view(legacy: bool) -> str:
     """``login_etl.ledger``: every id the ledger holds, the day of its slot (NULL: the
-    legacy table) and when it was written."""
+    undated or the legacy table) and when it was written."""
     parts = [
         f"SELECT m.message_id, d.day, m.processed_at FROM {slot_table(slot)} AS m"
         f" JOIN {LEDGER_SLOT_DAYS} AS d ON d.slot = {slot}"
         for slot in range(LEDGER_SLOTS)
     ]
+    parts.append(f"SELECT message_id, NULL::date, processed_at FROM {UNDATED_LEDGER}")
     if legacy:
         parts.append(f"SELECT message_id, NULL::date, processed_at FROM {LEGACY_LEDGER}")
     union = "\nUNION ALL ".join(parts)
@@ -126,8 +167,9 @@ $$
 DROP_VERSION_VIEW = f"DROP VIEW IF EXISTS {VERSION_VIEW}"
 
 
-def create_version_view(app_version_kind: AppVersionKind) -> str:
-    """The analyst view: ``user_logins`` with ``app_version`` as text ``x.y.z``."""
+def create_version_view(app_version_kind: AppVersionKind, table: str) -> str:
+    """The analyst view: ``table`` (``user_logins``, qualified) with ``app_version`` as
+    text ``x.y.z``."""
     decoded = (
         f"{SCHEMA}.decode_app_version(app_version)"
         if app_version_kind is AppVersionKind.INTEGER
@@ -135,15 +177,24 @@ def create_version_view(app_version_kind: AppVersionKind) -> str:
     )
     return f"""
 CREATE OR REPLACE VIEW {VERSION_VIEW} AS
-SELECT l.*, {decoded}::text AS app_version_text FROM {TABLE_NAME} AS l
+SELECT l.*, {decoded}::text AS app_version_text FROM {table} AS l
 """
 
 
+# The table the unqualified name means on this connection (its search_path, as an
+# INSERT would resolve it), or no row.
+RESOLVE_TABLE = """
+SELECT n.nspname, c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass(:name)
+"""
 TABLE_COLUMNS = """
 SELECT column_name, data_type, character_maximum_length
 FROM information_schema.columns
-WHERE table_schema = current_schema() AND table_name = :table
+WHERE table_schema = :schema AND table_name = :table
 """
+# COPY data and every parameter are sent as UTF-8; the server converts them to the
+# database's encoding (a character it cannot hold: 22P05, one row's error).
+CLIENT_ENCODING_UTF8 = "SELECT set_config('client_encoding', 'UTF8', false)"
 
 LEDGER_EXISTS = "SELECT to_regclass(:name) IS NOT NULL"
 
@@ -165,18 +216,27 @@ def _unseen(legacy: bool) -> str:
     )
 
 
+def _claimed_columns(slot: int) -> tuple[str, str]:
+    """The columns a claim fills and their values: the undated table also keeps the
+    day of the claim (``:claimed_on``)."""
+    if slot == UNDATED_SLOT:
+        return "message_id, claimed_on", "message_id, CAST(:claimed_on AS date)"
+    return "message_id", "message_id"
+
+
 def claim_message_ids(slot: int, legacy: bool) -> str:
     """Step 1 of a batch write: claim the ids in slot ``slot``'s table; return the ones
     already claimed (a redelivery) — usually none, so little comes back. A concurrent
     claim of the same id waits for the other transaction, then counts as already
     there: a message is written at most once."""
     table, unseen = slot_table(slot), _unseen(legacy)
+    columns, values = _claimed_columns(slot)
     return f"""
 WITH batch AS (
     SELECT json_array_elements_text(CAST(:message_ids AS json)) AS message_id
 ), claimed AS (
-    INSERT INTO {table} (message_id)
-    SELECT message_id FROM batch {unseen}
+    INSERT INTO {table} ({columns})
+    SELECT {values} FROM batch {unseen}
     ON CONFLICT (message_id) DO NOTHING
     RETURNING message_id
 )
@@ -190,12 +250,17 @@ def claim_new_message_ids(slot: int, legacy: bool) -> str:
     batch is written the careful way (``claim_message_ids``) instead. An id the legacy
     table holds is selected twice, so it fails the same way."""
     table = slot_table(slot)
-    ids = "SELECT json_array_elements_text(CAST(:message_ids AS json))"
-    if not legacy:
+    columns, values = _claimed_columns(slot)
+    ids = "SELECT json_array_elements_text(CAST(:message_ids AS json)) AS message_id"
+    if not legacy and slot != UNDATED_SLOT:
         return f"INSERT INTO {table} (message_id) {ids}"
+    if legacy:
+        ids = f"""{ids}
+    UNION ALL SELECT l.message_id FROM {LEGACY_LEDGER} AS l
+    WHERE l.message_id IN (SELECT json_array_elements_text(CAST(:message_ids AS json)))"""
     return f"""
-INSERT INTO {table} (message_id) {ids}
-UNION ALL SELECT l.message_id FROM {LEGACY_LEDGER} AS l WHERE l.message_id IN ({ids})
+INSERT INTO {table} ({columns})
+SELECT {values} FROM ({ids}) AS batch
 """
 
 
@@ -209,12 +274,13 @@ WHERE message_id IN (SELECT json_array_elements_text(CAST(:message_ids AS json))
 """
 
 
-def write_small_batch(shape: TableShape, slot: int, legacy: bool) -> str:
+def write_small_batch(shape: TableShape, table: str, slot: int, legacy: bool) -> str:
     """A whole small batch of one SentTimestamp day in ONE statement (one round trip,
     its own transaction).
 
-    Claims the ids and inserts the rows of the newly claimed ones; returns the ids that
-    were already in the ledger. ``:rows`` is a JSON array of ``[message_id, *row]``.
+    Claims the ids and inserts the rows of the newly claimed ones into ``table``
+    (``user_logins``, qualified); returns the ids that were already in the ledger.
+    ``:rows`` is a JSON array of ``[message_id, *row]``.
     For large batches COPY is cheaper per row than Postgres parsing JSON, so they use a
     claim (``claim_new_message_ids``, or ``claim_message_ids`` on the careful path) and
     ``copy_rows`` in an explicit transaction instead.
@@ -228,25 +294,27 @@ def write_small_batch(shape: TableShape, slot: int, legacy: bool) -> str:
         for i, column in enumerate(shape.columns)
     )
     columns = ", ".join(shape.columns)
-    table, unseen = slot_table(slot), _unseen(legacy)
+    ledger, unseen = slot_table(slot), _unseen(legacy)
+    ledger_columns, ledger_values = _claimed_columns(slot)
     return f"""
 WITH batch AS (
     SELECT r->>0 AS message_id,
            {selected}
     FROM json_array_elements(CAST(:rows AS json)) AS r
 ), claimed AS (
-    INSERT INTO {table} (message_id)
-    SELECT message_id FROM batch {unseen}
+    INSERT INTO {ledger} ({ledger_columns})
+    SELECT {ledger_values} FROM batch {unseen}
     ON CONFLICT (message_id) DO NOTHING
     RETURNING message_id
 ), inserted AS (
-    INSERT INTO {TABLE_NAME} ({columns})
+    INSERT INTO {table} ({columns})
     SELECT {columns} FROM batch JOIN claimed USING (message_id)
 )
 SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
 """
 
 
-def copy_rows(shape: TableShape) -> str:
-    """Step 2: COPY the claimed rows (text format, see ``copyformat``)."""
-    return f"COPY {TABLE_NAME} ({', '.join(shape.columns)}) FROM STDIN"
+def copy_rows(shape: TableShape, table: str) -> str:
+    """Step 2: COPY the claimed rows into ``table`` (``user_logins``, qualified; text
+    format, see ``copyformat``)."""
+    return f"COPY {table} ({', '.join(shape.columns)}) FROM STDIN"

@@ -8,7 +8,6 @@ un-claims the ids of messages that produced no row and commits.
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -52,21 +51,21 @@ def write_streaming(
     """
     conn, ledger = session.conn, session.ledger
     # Prepared here: the worker thread only runs them.
-    claims = [(ledger.statements(day).claim_new, ids) for day, ids in days.split(message_ids)]
+    claims = [(ledger.statements(day), ids) for day, ids in days.split(message_ids)]
     chunks: SimpleQueue[bytes | None] = SimpleQueue()
     # After the last chunk: the ids to un-claim before COMMIT, or None for no COMMIT.
     finish: SimpleQueue[list[str] | None] = SimpleQueue()
 
     def database_side() -> None:  # on the worker thread; this one waits for it
         conn.run("BEGIN")
-        for claim_new, ids in claims:
-            claim_new.run(message_ids=json.dumps(ids))
+        for statements, ids in claims:
+            statements.claim_new(ids)
         conn.execute_unnamed(session.copy_sql, stream=iter(chunks.get, None))
         stale = finish.get()
         if stale is None:
             return
         for day, ids in days.split(stale):  # the statements exist: each day was claimed
-            ledger.statements(day).unclaim.run(message_ids=json.dumps(ids))
+            ledger.statements(day).unclaim(ids)
         conn.run("COMMIT")
 
     _SWITCH_INTERVAL.shorten()

@@ -38,15 +38,20 @@ def write_transaction(session: Session, rows: Sequence[PendingRow], days: BatchD
 
     Raises ``ConnectionLost`` (the connection broke: retry on a new one),
     ``RowRejected`` (a row's values were refused; rolled back, the session is usable)
-    or ``DatabaseUnavailable`` (anything else; the session is closed).
+    or ``DatabaseUnavailable`` (anything else; the session is closed). Any other
+    exception (a bug, ``MemoryError``) closes the session, so no transaction stays
+    open on it, and is raised again.
     """
     conn = session.conn
     small = len(rows) <= SMALL_BATCH_ROWS and days.single is not None
     try:
         if small and days.single is not None:  # one autocommitted statement: atomic
-            payload = json.dumps([[r.message_id, *r.row] for r in rows])
-            statement = session.ledger.statements(days.single).small_batch
-            already = {row[0] for row in statement.run(rows=payload)}
+            # Characters as they are, not \u escapes: Postgres refuses an escape of a
+            # non-ASCII character in a database that is not UTF-8 (22P05: PG 10, and
+            # SQL_ASCII on any version), which would bisect every such row.
+            # records.to_row already refused NUL and lone surrogates.
+            payload = json.dumps([[r.message_id, *r.row] for r in rows], ensure_ascii=False)
+            already = session.ledger.statements(days.single).small_batch(payload)
             return {r.message_id for r in rows} - already
         conn.run("BEGIN")
         fresh = claim_and_copy(session, rows, days)
@@ -66,6 +71,12 @@ def write_transaction(session: Session, rows: Sequence[PendingRow], days: BatchD
         raise DatabaseUnavailable(f"batch write failed: {describe(error)}") from None
     except (InterfaceError, OSError) as error:
         raise ConnectionLost from error
+    except BaseException:
+        # Not the driver's: the transaction (or a COPY half sent) is in an unknown
+        # state. Closing ends it on the server; a later autocommitted batch must not
+        # run inside it and be rolled back at the idle timeout.
+        session.close()
+        raise
     return fresh
 
 
@@ -74,8 +85,7 @@ def claim_and_copy(session: Session, rows: Sequence[PendingRow], days: BatchDays
     ids = [r.message_id for r in rows]
     already: set[str] = set()
     for day, day_ids in days.split(ids):
-        claim = session.ledger.statements(day).claim
-        already.update(row[0] for row in claim.run(message_ids=json.dumps(day_ids)))
+        already |= session.ledger.statements(day).claim(day_ids)
     fresh = [r for r in rows if r.message_id not in already] if already else rows
     if fresh:
         # execute_unnamed: run() would re-scan the SQL for :params on every batch.
@@ -84,7 +94,11 @@ def claim_and_copy(session: Session, rows: Sequence[PendingRow], days: BatchDays
 
 
 def copy_chunk(rows: Sequence[PendingRow]) -> bytes:
-    """COPY data of rows, using each row's own line when ``to_row`` rendered one."""
+    """COPY data of rows, using each row's own line when ``to_row`` rendered one.
+
+    UTF-8: every session sets ``client_encoding`` to UTF8 (``session.open_session``),
+    whatever the database's encoding, so the server converts it as it does the
+    one-statement path's parameters."""
     lines = [copy_line(r.row) if r.copy_line is None else r.copy_line for r in rows]
     lines.append("")
     return "\n".join(lines).encode()
