@@ -142,7 +142,7 @@ def _hard_limit(which: int, cap: int) -> int:
 
 
 def write_config() -> None:
-    """The project's podman configuration (rewritten on every start: it holds this machine's limits)."""
+    """Write the project's podman configuration (on every start: it holds this machine's limits)."""
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     nofile = _hard_limit(resource.RLIMIT_NOFILE, 1_048_576)
     nproc = _hard_limit(resource.RLIMIT_NPROC, 32_768)
