@@ -40,7 +40,7 @@ def test_a_database_off_loopback_is_passed_on_unchanged() -> None:
 
 def test_a_loopback_database_is_reached_through_a_relay_on_the_gateway() -> None:
     # 127.0.0.2 stands in for the gateway: a host address other than the server's.
-    with echo_server() as port:
+    with EchoServer() as port:
         url = f"postgresql://u:p@127.0.0.1:{port}/db"
         with sam_local.reachable_from(Network("login-etl-x", "127.0.0.2"), url) as reached:
             assert reached.startswith("postgresql://u:p@127.0.0.2:")
@@ -55,7 +55,7 @@ def test_the_relay_binds_an_address_that_does_not_exist_yet() -> None:
 
 
 def test_the_relay_carries_both_directions_and_many_connections() -> None:
-    with echo_server() as port, Relay("127.0.0.1", ("127.0.0.1", port)) as relay:
+    with EchoServer() as port, Relay("127.0.0.1", ("127.0.0.1", port)) as relay:
         for size in (1, 70_000, 300_000):
             payload = bytes(range(256)) * (size // 256 + 1)
             assert round_trip(("127.0.0.1", relay.port), payload[:size]) == payload[:size]
@@ -109,7 +109,7 @@ def test_an_existing_docker_host_is_used_as_it_is(monkeypatch: pytest.MonkeyPatc
     assert "CONTAINERS_CONF" not in found.env({})
 
 
-class echo_server:  # noqa: N801 - used as a context manager
+class EchoServer:
     def __enter__(self) -> int:
         self.sock = socket.create_server(("127.0.0.1", 0))
         threading.Thread(target=self._serve, daemon=True).start()
