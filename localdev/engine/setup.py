@@ -163,7 +163,28 @@ def write_config() -> None:
         'driver = "overlay"\n'
         f'graphroot = "{STATE_DIR / "storage"}"\n'
         f'runroot = "{RUN_DIR / "storage"}"\n'
+        "[storage.options.overlay]\n"
+        # Else the driver bind-mounts its folder onto itself and leaves that mount behind, and
+        # .local/ can no longer be removed.
+        'skip_mount_home = "true"\n'
     )
+
+
+def leftover_mounts() -> list[Path]:
+    """Mount points below our storage and run-time folders, deepest first."""
+    ours = (STATE_DIR.resolve(), RUN_DIR)
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = Path(line.split()[4].replace("\\040", " "))
+        if any(point == root or root in point.parents for root in ours):
+            points.append(point)
+    return sorted(points, key=lambda p: len(p.parts), reverse=True)
+
+
+def unmount_leftovers() -> None:
+    """Unmount what a stopped service of ours left mounted (a container's layers, its shm)."""
+    for point in leftover_mounts():
+        subprocess.run(["umount", "--lazy", str(point)], capture_output=True, check=False)
 
 
 class PodmanService:
@@ -206,6 +227,7 @@ class PodmanService:
             process.kill()
             process.wait(timeout=30)
         self.socket.unlink(missing_ok=True)
+        unmount_leftovers()
 
 
 @contextlib.contextmanager
