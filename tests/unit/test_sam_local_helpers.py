@@ -17,9 +17,9 @@ from localdev.lambda_local import sam_local
 
 
 def test_with_host_keeps_credentials_database_and_query() -> None:
-    url = "postgresql://postgres:p%40ss@127.0.0.1:54329/postgres?sslmode=disable"
+    url = "postgresql://postgres:postgres@127.0.0.1:54329/postgres?sslmode=disable"
     assert sam_local.with_host(url, "10.89.0.1", 40000) == (
-        "postgresql://postgres:p%40ss@10.89.0.1:40000/postgres?sslmode=disable"
+        "postgresql://postgres:postgres@10.89.0.1:40000/postgres?sslmode=disable"
     )
 
 
