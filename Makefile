@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed-stamp
 EVENT    ?= events/sqs-mixed-batch.json
 
 .PHONY: help setup test test-unit lint db-init run-event pg-up pg-down bench clean \
-        up down deploy-local demo invoke redrive soak
+        up down deploy-local demo invoke lambda-image redrive soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -67,8 +67,11 @@ demo: setup ## the whole flow on LocalStack: up, db-init, deploy-local, send tra
 soak: setup ## N messages (default 20,000; SOAK_ARGS="--messages N --seed S") through the deployed stack, faults on
 	@$(PY) -m localdev.soak $(SOAK_ARGS)
 
-invoke: setup ## sam local invoke on EVENT with events/env.json (needs a Docker engine)
+invoke: setup ## sam local invoke on EVENT in a container (Docker, else the project's podman; root sets it up)
 	@$(PY) -m localdev.lambda_local.invoke $(EVENT)
+
+lambda-image: setup ## build (or check) the local Lambda python3.13 base image for the project's podman
+	@$(PY) -m localdev.lambda_image.build
 
 redrive: setup ## move the DLQ's messages back to the queue (local stack; or DLQ=url [TO=url])
 	@$(PY) -m localdev.env.redrive $(if $(DLQ),--dlq-url $(DLQ)) $(if $(TO),--to-queue-url $(TO))

@@ -1,55 +1,43 @@
-"""``make invoke EVENT=events/…``: ``sam local invoke`` on a sample event (needs Docker).
+"""``make invoke EVENT=events/…``: ``sam local invoke`` on a sample event, in a container.
 
-SAM runs the built function in the ``public.ecr.aws/lambda/python:3.13`` image. The
-env-vars file ``events/env.json`` (created from ``events/env.json.example`` on first use, with
-the development key and the ``make up`` database; git-ignored) supplies ``DATABASE_URL`` and
-``PII_HASH_KEY``; ``--docker-network host`` lets the container reach Postgres on 127.0.0.1.
+The engine: the machine's Docker engine (or ``DOCKER_HOST``) as it is; otherwise the project's
+podman (``localdev.engine``: installed as root when missing, configured under ``.local/podman``,
+its service started for this command and stopped after it) with the Lambda base image built on
+this machine (``localdev.lambda_image``), so SAM runs with ``--skip-pull-image``.
 
-Without a Docker engine it stops with a clear message; ``make run-event`` (in-process) and
-``make deploy-local`` (LocalStack, host processes) run the same code without one.
+The env-vars file ``events/env.json`` (created from ``events/env.json.example`` on first use, with
+the development key and the local database; git-ignored) is the user's. The function runs on a
+network of ours (``login-etl-invoke-…``); a database on loopback is reached through a relay on
+that network's gateway, so the command runs from ``.local/sam-local/env.json``: the same values
+with ``DATABASE_URL`` as the container reaches it. The local Postgres (``make pg-up``'s) is
+started when ``DATABASE_URL`` names it, and the schema step runs first, as in ``make run-event``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from localdev import REPO
-from localdev.env import sam
+from localdev.engine import EngineError
+from localdev.env import postgres, sam
+from localdev.env.database import init_database
+from localdev.lambda_local import sam_local
 from localdev.lambda_local.run_event import development_key
 
 ENV_EXAMPLE = REPO / "events" / "env.json.example"
 ENV_FILE = REPO / "events" / "env.json"
-NO_DOCKER = """\
-make invoke: no Docker engine is reachable ({reason}).
-`sam local invoke` runs the function in a container, so it needs one (Docker Desktop, dockerd,
-or podman with DOCKER_HOST set). Without Docker, the same event runs:
+CONTAINER_ENV_FILE = REPO / ".local" / "sam-local" / "env.json"
+NETWORK = f"login-etl-invoke-{hashlib.sha256(bytes(REPO)).hexdigest()[:8]}"
+NO_ENGINE = """\
+make invoke: {reason}
+Without a container engine, the same event runs:
   in-process:                      make run-event EVENT={event}
   under LocalStack's SQS mapping:  make demo   (or make deploy-local and send messages)"""
-
-
-def docker_problem() -> str | None:
-    """Why no Docker engine can be used, or None when one answers."""
-    if shutil.which("docker") is None:
-        return "the docker client is not installed"
-    try:
-        done = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return "`docker info` did not answer within 15 s"
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        return lines[-1] if lines else f"`docker info` exited {done.returncode}"
-    return None
 
 
 def ensure_env_file() -> Path:
@@ -57,38 +45,43 @@ def ensure_env_file() -> Path:
         values = json.loads(ENV_EXAMPLE.read_text())
         function_env = values[sam.FUNCTION_ID]
         function_env["PII_HASH_KEY"] = development_key()
-        if os.environ.get("DATABASE_URL"):
-            function_env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        function_env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or sam_local.with_host(
+            function_env["DATABASE_URL"], "127.0.0.1", postgres.DEFAULT_PORT
+        )
         ENV_FILE.write_text(json.dumps(values, indent=2) + "\n")
         ENV_FILE.chmod(0o600)
         print(f"make invoke: wrote {ENV_FILE.relative_to(REPO)} (development key; edit freely)")
     return ENV_FILE
 
 
+def ready_database(url: str) -> str:
+    """Start the local Postgres when ``url`` names it; create the schema. Returns ``url``."""
+    parts = urlsplit(url)
+    if sam_local.is_loopback(parts.hostname or "") and parts.port == postgres.DEFAULT_PORT:
+        postgres.start()
+    init_database(url)
+    return url
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     event = args[0] if args else "events/sqs-mixed-batch.json"
-    reason = docker_problem()
-    if reason is not None:
-        print(NO_DOCKER.format(reason=reason, event=event), file=sys.stderr)
-        return 2
-    env_file = ensure_env_file()
+    values = sam_local.env_for_function(ensure_env_file())
     try:
+        database_url = ready_database(sam_local.database_url_default(values))
         sam.build()
-        sam.run_sam(
-            [
-                "local",
-                "invoke",
-                sam.FUNCTION_ID,
-                "--event",
-                event,
-                "--env-vars",
-                str(env_file),
-                "--docker-network",
-                "host",
-            ],
-            env=sam.sam_env(),
-        )
+        with sam_local.session(database_url, NETWORK) as ctx:
+            print(f"make invoke: engine {ctx.engine.name}, network {ctx.network.name}", flush=True)
+            env_file = sam_local.write_env_vars(
+                CONTAINER_ENV_FILE, values | {"DATABASE_URL": ctx.database_url}
+            )
+            sam.run_sam(
+                ["local", "invoke", sam.FUNCTION_ID, "--event", event, *ctx.args(env_file)],
+                env=ctx.env,
+            )
+    except EngineError as error:
+        print(NO_ENGINE.format(reason=error, event=event), file=sys.stderr)
+        return 2
     except sam.SamError as error:
         print(f"make invoke: {error}", file=sys.stderr)
         return 1
