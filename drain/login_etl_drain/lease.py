@@ -107,7 +107,7 @@ class VisibilityLease:
         while not self._released.wait(self._interval_s):
             try:
                 self.extend_now()
-            except Exception:  # noqa: BLE001 - a heartbeat that stops is worse than a log line
+            except Exception:  # a heartbeat that stops is worse than a log line
                 log.exception("visibility heartbeat: a beat failed; trying again next beat")
 
     def extend_now(self) -> BeatReport:
