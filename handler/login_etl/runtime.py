@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from .config import CONFIG_VARIABLES, SECRET_VARIABLES, Settings, load_settings
 from .connection_settings import ConnectionSettings
+from .identity import IdentitySigner
 from .masking import Masker
 from .pipeline import BatchResult, LoginSink, RejectionLog, process_batch
 from .postgres import PostgresSink
@@ -62,6 +63,7 @@ class PipelineRuntime:
         self._fingerprint: tuple[str | None, ...] = ()
         self._resolved_at = 0.0
         self._masker: Masker | None = None
+        self._identity: IdentitySigner | None = None  # checks redrive copies (identity.py)
         self._sink: ClosableSink | None = None
 
     def settings(self) -> Settings:
@@ -72,6 +74,7 @@ class PipelineRuntime:
             settings = load_settings(self._env, self._secrets)  # raises: fail closed
             if self._settings is None or settings.masking_key != self._settings.masking_key:
                 self._masker = Masker(settings.masking_key)
+                self._identity = IdentitySigner(settings.masking_key)
             if self._settings is not None and (
                 settings.database != self._settings.database
                 or settings.queue_retention_seconds != self._settings.queue_retention_seconds
@@ -89,13 +92,16 @@ class PipelineRuntime:
         sink = self._open_sink()
         assert self._masker is not None
         with _GC_PAUSE:
-            return process_batch(records, sink=sink, masker=self._masker, logger=logger)
+            return process_batch(
+                records, sink=sink, masker=self._masker, logger=logger, identity=self._identity
+            )
 
     def for_worker(self) -> PipelineRuntime:
         """A runtime for another thread: the same configuration, its own connection."""
         worker = PipelineRuntime(self._env, self._secrets, sink_factory=self._sink_factory)
         worker._settings, worker._fingerprint = self._settings, self._fingerprint
         worker._resolved_at, worker._masker = self._resolved_at, self._masker
+        worker._identity = self._identity
         return worker
 
     def close(self) -> None:
