@@ -82,8 +82,9 @@ def make_queue(
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
+        # A number, not a string: LocalStack 0.14.3 compares it with an int.
         attributes["RedrivePolicy"] = json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
         )
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     return url, dlq_url
