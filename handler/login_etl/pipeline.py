@@ -129,7 +129,10 @@ def process_batch(
     # but a verified redrive copy's original id.
     deliveries = ids = [str(record["messageId"]) for record in records]
     record_days = [dates.day(record) for record in records]
-    if any(attribute_of(record) is not None for record in records):
+    # Nearly every record has no message attributes at all: one truthiness test each.
+    if any(record.get("messageAttributes") for record in records) and any(
+        attribute_of(record) is not None for record in records
+    ):
         ids, record_days = _redrive_identities(
             records, deliveries, record_days, dates, identity, logger, result
         )
