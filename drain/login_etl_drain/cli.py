@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-from login_etl.config import ConfigurationError
+from login_etl.config import ConfigurationError, masking_key
 from login_etl.postgres import DatabaseUnavailable
 from login_etl.runtime import PipelineRuntime
+from login_etl.secrets import SecretSource
 from login_etl.table import SchemaError
 
 from .progress import ProgressDisplay, Stats, summary_line
@@ -58,8 +59,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def redrive_command(args: argparse.Namespace) -> int:
     """Move the DLQ's messages back to the source queue (after the cause was fixed)."""
+    from login_etl.identity import IdentitySigner
+
     from .redrive import redrive
 
+    signer = None
+    if args.method != "move-task":
+        # The copies' identities are signed with a key derived from the masking key: the
+        # same configuration as drain and the function (PII_HASH_KEY, ..._SECRET_ARN,
+        # ..._PARAMETER).
+        try:
+            signer = IdentitySigner(masking_key(dict(os.environ), SecretSource()))
+        except ConfigurationError as error:
+            print(
+                f"{PROG} redrive: error: {' '.join(str(error).split())} (redrive signs each "
+                "copy's identity with it; --method move-task needs none but gives new ids)",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
     try:
         dlq = SqsQueue.open(args.dlq_url, endpoint_url=args.endpoint_url, region=args.region)
         destination_url = args.to_queue_url or _only_source_queue(dlq)
@@ -71,6 +88,7 @@ def redrive_command(args: argparse.Namespace) -> int:
             dlq,
             destination,
             method=args.method,
+            signer=signer,
             progress=lambda moved: print(f"{PROG} redrive: {moved} moved", file=sys.stderr),
         )
     except SqsError as error:
@@ -81,6 +99,19 @@ def redrive_command(args: argparse.Namespace) -> int:
         f"dead-letter queue: {result.before} before, {result.after} left",
         flush=True,
     )
+    if result.method == "move-task":
+        print(
+            f"{PROG} redrive: note: SQS's move task gives each message a new id and send time "
+            "(create_date = today; a message written before it was dead-lettered is written "
+            "again); --method copy keeps them",
+            file=sys.stderr,
+        )
+    if result.without_identity:
+        print(
+            f"{PROG} redrive: warning: {result.without_identity} copies carry no identity "
+            "(10 message attributes already, or no SentTimestamp): they count as new messages",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -320,14 +351,24 @@ def _parser() -> argparse.ArgumentParser:
         "redrive",
         help="move dead-lettered messages back to their source queue",
         description=(
-            "After fixing the cause of rejections: move the DLQ's messages back. Uses SQS's "
-            "message-move task where supported, else receive/send/delete (a message is "
-            "deleted from the DLQ only after the destination accepted its copy)."
+            "After fixing the cause of rejections: move the DLQ's messages back. By default "
+            "receive/send/delete (a message is deleted from the DLQ only after the "
+            "destination accepted its copy); each copy carries its original message id and "
+            "send time, signed with a key derived from the masking key (PII_HASH_KEY, "
+            "PII_HASH_KEY_SECRET_ARN or PII_HASH_KEY_PARAMETER, as for drain), so a message "
+            "already written is not written again and create_date stays its send day. "
+            "--method move-task uses SQS's message-move task (new ids, no identity)."
         ),
     )
     r.add_argument("--dlq-url", required=True)
     r.add_argument("--to-queue-url", help="default: the DLQ's only source queue")
     r.add_argument("--endpoint-url", help="e.g. http://localhost:4566 for LocalStack")
     r.add_argument("--region")
-    r.add_argument("--method", choices=["auto", "move-task", "copy"], default="auto")
+    r.add_argument(
+        "--method",
+        choices=["copy", "move-task", "auto"],
+        default="copy",
+        help="copy (default): keeps identities; move-task: SQS's move task, new ids; "
+        "auto: the move task where the endpoint has one, else copy",
+    )
     return parser

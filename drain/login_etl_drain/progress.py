@@ -27,6 +27,7 @@ class Totals:
     held_back: int = 0  # FIFO: after a rejection, the rest of the batch is failed too
     not_deleted: int = 0  # DeleteMessageBatch refused them (e.g. receipt handle expired)
     failed_batches: int = 0
+    unverified_identities: int = 0  # redrive identity attributes that did not verify
     reasons: Counter[str] = field(default_factory=Counter)
 
 
@@ -48,6 +49,7 @@ class Stats:
             t.rejected += sum(result.rejections.values())
             t.held_back += result.fifo_held_back
             t.not_deleted += not_deleted
+            t.unverified_identities += result.unverified_identities
             t.reasons.update(result.rejections)
 
     def add_failed_batch(self, received: int) -> None:
@@ -82,6 +84,11 @@ def summary_line(totals: Totals, elapsed: float, remaining: tuple[int, int] | No
     if totals.reasons:
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(totals.reasons.items()))
         line += f" | rejections: {reasons}"
+    if totals.unverified_identities:
+        line += (
+            f" | unverified redrive identities {totals.unverified_identities} "
+            "(written as new messages)"
+        )
     if totals.not_deleted:
         line += f" | not deleted {totals.not_deleted} (will be redelivered as duplicates)"
     if remaining is not None:

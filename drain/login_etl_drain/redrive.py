@@ -1,9 +1,18 @@
 """Move dead-lettered messages back to their source queue after a fix.
 
-Uses SQS's own message-move task (``StartMessageMoveTask``) where the endpoint supports
-it; otherwise a receive → send → delete loop that never deletes a message before its
-copy was accepted by the destination (a crash in between leaves a duplicate, which the
-handler's ledger cannot catch — the copy has a new messageId — but never a loss).
+By default (``copy``) a receive → send → delete loop that keeps each message's identity:
+every copy carries the signed ``login-etl.identity`` attribute (``login_etl.identity``)
+with the original ``messageId`` and ``SentTimestamp``, so the pipeline claims it under
+its original id (a message committed before it was dead-lettered is not written again)
+and dates it by the original send day. An identity that a copy already carries from an
+earlier redrive is kept if it verifies; the producer's own attributes are kept. The
+loop never deletes a message before the destination accepted its copy (a crash in
+between leaves a second copy, which the ledger skips: same original id).
+
+``move-task`` (or ``auto`` where the endpoint supports it) uses SQS's own
+``StartMessageMoveTask``, as the console's redrive does: faster, but every message gets
+a new ``messageId`` and ``SentTimestamp`` and no identity, so ``create_date`` becomes
+the redrive day and a message committed before it was dead-lettered is written twice.
 
     login-etl redrive --dlq-url URL [--to-queue-url URL] [--endpoint-url URL] [--region R]
 """
@@ -15,7 +24,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from login_etl.identity import ATTRIBUTE, Identity, IdentitySigner
+
 from .sqs import SqsError, SqsQueue, call_sqs
+
+MAX_MESSAGE_ATTRIBUTES = 10  # SQS's limit per message
 
 _UNSUPPORTED = {
     "UnsupportedOperation",
@@ -32,16 +45,21 @@ class RedriveResult:
     before: int  # messages in the DLQ before (approximate)
     moved: int
     after: int  # messages left in the DLQ (approximate)
+    without_identity: int = 0  # copies sent without one: no room (10 attributes) or data
 
 
 def redrive(
     dlq: SqsQueue,
     destination: SqsQueue,
     *,
-    method: str = "auto",
+    method: str = "copy",
+    signer: IdentitySigner | None = None,
     timeout_s: float = 300,
     progress: Callable[[int], None] = lambda moved: None,
 ) -> RedriveResult:
+    """``signer`` (the masking key's) is required for the copy loop."""
+    if method in ("copy", "auto") and signer is None:
+        raise ValueError("the copy loop signs identities: it needs the masking key's signer")
     before = _visible(dlq)
     if method in ("auto", "move-task"):
         try:
@@ -50,8 +68,9 @@ def redrive(
         except _Unsupported:
             if method == "move-task":
                 raise SqsError("this endpoint does not support StartMessageMoveTask") from None
-    moved = _copy_loop(dlq, destination, timeout_s, progress)
-    return RedriveResult("copy", before, moved, _visible(dlq))
+    assert signer is not None
+    moved, without = _copy_loop(dlq, destination, signer, timeout_s, progress)
+    return RedriveResult("copy", before, moved, _visible(dlq), without)
 
 
 class _Unsupported(Exception):
@@ -98,9 +117,13 @@ def _move_task(
 
 
 def _copy_loop(
-    dlq: SqsQueue, destination: SqsQueue, timeout_s: float, progress: Callable[[int], None]
-) -> int:
-    moved, empty_polls = 0, 0
+    dlq: SqsQueue,
+    destination: SqsQueue,
+    signer: IdentitySigner,
+    timeout_s: float,
+    progress: Callable[[int], None],
+) -> tuple[int, int]:
+    moved, empty_polls, without_identity = 0, 0, 0
     deadline = time.monotonic() + timeout_s
     fifo = destination.info.fifo
     while empty_polls < 2 and time.monotonic() < deadline:
@@ -112,7 +135,11 @@ def _copy_loop(
                 WaitTimeSeconds=1,
                 VisibilityTimeout=60,
                 MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["MessageGroupId", "MessageDeduplicationId"],
+                MessageSystemAttributeNames=[
+                    "MessageGroupId",
+                    "MessageDeduplicationId",
+                    "SentTimestamp",
+                ],
             ),
         ).get("Messages", [])
         if not messages:
@@ -122,11 +149,19 @@ def _copy_loop(
         entries = []
         for index, message in enumerate(messages):
             entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
-            if message.get("MessageAttributes"):
-                entry["MessageAttributes"] = message["MessageAttributes"]
+            attributes = with_identity(message, signer)
+            if attributes is None:
+                without_identity += 1
+                attributes = _copyable(message.get("MessageAttributes", {}))
+            if attributes:
+                entry["MessageAttributes"] = attributes
             if fifo:
-                attributes = message.get("Attributes", {})
-                entry["MessageGroupId"] = attributes.get("MessageGroupId", "redrive")
+                system = message.get("Attributes", {})
+                entry["MessageGroupId"] = system.get("MessageGroupId", "redrive")
+                # Unique per DLQ message, stable if this copy is sent again (a crash
+                # before the delete): SQS drops that second send within 5 minutes. Not
+                # the original id: a message redriven twice within 5 minutes would be
+                # dropped.
                 entry["MessageDeduplicationId"] = message["MessageId"]
             entries.append(entry)
         sent = call_sqs(
@@ -145,4 +180,41 @@ def _copy_loop(
         not_deleted = dlq.delete(to_delete)  # reappears later and is moved (again) then
         moved += len(to_delete) - len(not_deleted)
         progress(moved)
-    return moved
+    return moved, without_identity
+
+
+def with_identity(
+    message: Mapping[str, Any], signer: IdentitySigner
+) -> dict[str, dict[str, Any]] | None:
+    """The message attributes of a DLQ message's copy: its own, plus a signed identity.
+
+    The identity it already carries from an earlier redrive is kept when it verifies
+    (same key, same body); otherwise it gets the identity of this DLQ message (its
+    ``MessageId`` and ``SentTimestamp``: SQS keeps both when it dead-letters a message).
+    None when no identity can be added: 10 attributes already, or no usable id or time.
+    """
+    attributes = _copyable(message.get("MessageAttributes", {}))
+    body = message.get("Body", "")
+    present = attributes.get(ATTRIBUTE, {}).get("StringValue")
+    if present is not None and signer.verify(present, body) is not None:
+        return attributes
+    try:
+        identity = Identity(
+            str(message.get("MessageId", "")),
+            str(message.get("Attributes", {}).get("SentTimestamp", "")),
+        )
+    except ValueError:
+        return None
+    if ATTRIBUTE not in attributes and len(attributes) >= MAX_MESSAGE_ATTRIBUTES:
+        return None
+    attributes[ATTRIBUTE] = {"DataType": "String", "StringValue": signer.sign(identity, body)}
+    return attributes
+
+
+def _copyable(attributes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Message attributes as SendMessage takes them (ReceiveMessage adds empty list fields)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in attributes.items():
+        kept = {k: value[k] for k in ("DataType", "StringValue", "BinaryValue") if k in value}
+        out[str(name)] = kept
+    return out

@@ -89,6 +89,16 @@ class QueueInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryFailure:
+    """An entry of a *Batch call that SQS refused: its index in the call, SQS's code, and
+    whether SQS blames the request (``SenderFault``: asking again will not help)."""
+
+    index: int
+    code: str
+    sender_fault: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ClientOptions:
     endpoint_url: str | None
     region: str | None
@@ -227,17 +237,26 @@ class SqsQueue:
             failed += [str(chunk[int(f["Id"])]["messageId"]) for f in response.get("Failed", [])]
         return failed
 
-    def extend_visibility(self, records: Sequence[Mapping[str, Any]], seconds: int) -> None:
-        """ChangeMessageVisibilityBatch: keep in-flight messages hidden ``seconds`` more."""
-        for chunk in _chunks(records):
-            call_sqs(
-                "ChangeMessageVisibilityBatch",
-                lambda chunk=chunk: self._client.change_message_visibility_batch(  # type: ignore[misc]
-                    QueueUrl=self.info.url,
-                    Entries=[e | {"VisibilityTimeout": seconds} for e in _entries(chunk)],
-                ),
-                queue_url=self.info.url,
-            )
+    def change_visibility(
+        self, chunk: Sequence[Mapping[str, Any]], seconds: int
+    ) -> list[EntryFailure]:
+        """One ChangeMessageVisibilityBatch (at most 10 records): keep them hidden
+        ``seconds`` more. Returns the entries SQS refused; raises SqsError if the call
+        failed as a whole."""
+        if len(chunk) > MAX_PER_CALL:
+            raise ValueError(f"at most {MAX_PER_CALL} records per call")
+        response = call_sqs(
+            "ChangeMessageVisibilityBatch",
+            lambda: self._client.change_message_visibility_batch(
+                QueueUrl=self.info.url,
+                Entries=[e | {"VisibilityTimeout": seconds} for e in _entries(chunk)],
+            ),
+            queue_url=self.info.url,
+        )
+        return [
+            EntryFailure(int(f["Id"]), str(f.get("Code", "?")), bool(f.get("SenderFault")))
+            for f in response.get("Failed", [])
+        ]
 
     def counts(self) -> tuple[int, int]:
         """(visible, in flight) as SQS approximates them."""

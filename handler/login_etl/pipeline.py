@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from .dates import SentDates
+from .identity import IdentitySigner, attribute_of
 from .masking import Masker
 from .records import ParsedRow, Rejection, to_row
 from .table import TableShape
@@ -84,6 +85,8 @@ class BatchResult:
     fifo_held_back: int = 0
     unknown_keys: int = 0
     implausible_sent_timestamps: int = 0  # dated today instead (see dates.py)
+    redriven: int = 0  # records claimed under a verified original identity (identity.py)
+    unverified_identities: int = 0  # an identity attribute that did not verify
 
     @property
     def response(self) -> dict[str, list[dict[str, str]]]:
@@ -97,6 +100,7 @@ def process_batch(
     sink: LoginSink,
     masker: Masker,
     logger: RejectionLog,
+    identity: IdentitySigner | None = None,
     today: Callable[[], date] = lambda: datetime.now(UTC).date(),
 ) -> BatchResult:
     """Validate, mask and write one batch of SQS records (Lambda event shape).
@@ -106,6 +110,12 @@ def process_batch(
     redelivers them and, after ``maxReceiveCount``, moves them to the dead-letter queue.
     Other groups of a FIFO batch are written: order is kept per group (as Powertools'
     ``SqsFifoPartialProcessor(skip_group_on_error=True)`` does).
+
+    A record copied back from the dead-letter queue by ``login-etl redrive`` whose
+    identity attribute ``identity`` verifies is claimed in the ledger under its original
+    message id and dated by its original ``SentTimestamp``; records that share a ledger
+    id (a message and its copy) get one outcome. ``batchItemFailures`` always names this
+    delivery's message ids.
     """
     records = list(records)
     result = BatchResult()
@@ -114,10 +124,18 @@ def process_batch(
     fifo = str(records[0].get("eventSourceARN", "")).endswith(".fifo")
     shape = sink.table_shape()
     dates = SentDates(today)
-    # Each message id once, in arrival order: the same message twice in one batch gets
-    # one outcome for both.
-    ids = [str(record["messageId"]) for record in records]
+    # Each ledger id once, in arrival order: the same message twice in one batch gets
+    # one outcome for both. ``ids`` are the ledger ids: the messageIds of this delivery,
+    # but a verified redrive copy's original id.
+    deliveries = ids = [str(record["messageId"]) for record in records]
     record_days = [dates.day(record) for record in records]
+    # Nearly every record has no message attributes at all: one truthiness test each.
+    if any(record.get("messageAttributes") for record in records) and any(
+        attribute_of(record) is not None for record in records
+    ):
+        ids, record_days = _redrive_identities(
+            records, deliveries, record_days, dates, identity, logger, result
+        )
     order = list(dict.fromkeys(ids))
     repeats = len(order) != len(ids)
     days = record_days
@@ -162,12 +180,19 @@ def process_batch(
     outcome = sink.write(order, accepted_rows(), days=days, groups=groups)
     rejected.update(outcome.rejected)
 
+    # Ledger id -> this delivery's message ids (more than one: a message and its copy).
+    delivered: dict[str, list[str]] = {}
+    if ids is not deliveries:
+        for message_id, delivery in zip(ids, deliveries, strict=True):
+            found = delivered.setdefault(message_id, [])
+            if delivery not in found:
+                found.append(delivery)
     for message_id, rejection in rejected.items():
         result.rejections[rejection.reason] += 1
         logger.warning(
             "record rejected",
             extra={
-                "message_id": message_id,
+                "message_id": delivered.get(message_id, [message_id])[0],
                 "reason": rejection.reason,
                 "field": rejection.field,
                 "detail": rejection.detail,
@@ -176,12 +201,50 @@ def process_batch(
     ok = outcome.written | outcome.duplicates
     for message_id in order:
         if message_id not in ok:
-            result.failed_message_ids.append(message_id)
+            result.failed_message_ids += delivered.get(message_id, [message_id])
             if message_id not in rejected:
                 result.fifo_held_back += 1
     result.written = len(outcome.written)
     result.duplicates = len(outcome.duplicates)
     return result
+
+
+def _redrive_identities(
+    records: Sequence[Mapping[str, Any]],
+    deliveries: list[str],
+    record_days: list[int],
+    dates: SentDates,
+    identity: IdentitySigner | None,
+    logger: RejectionLog,
+    result: BatchResult,
+) -> tuple[list[str], list[int]]:
+    """Ledger ids and days of a batch in which some records carry an identity attribute.
+
+    A verified one gives the original id and the original ``SentTimestamp``'s day; one
+    that does not verify (tampered, another key, another body, or no key to check it)
+    leaves the record an ordinary message: its own id and day, logged without values.
+    """
+    ids, days = list(deliveries), list(record_days)
+    for index, record in enumerate(records):
+        if attribute_of(record) is None:
+            continue
+        found = identity.verify_record(record) if identity is not None else None
+        if found is None:
+            result.unverified_identities += 1
+            logger.warning(
+                "redrive identity not verified; processed under its own message id",
+                extra={
+                    "message_id": deliveries[index],
+                    "reason": "identity_not_verified",
+                    "field": "messageAttributes",
+                    "detail": "",
+                },
+            )
+            continue
+        result.redriven += 1
+        ids[index] = found.message_id
+        days[index] = dates.day({"attributes": {"SentTimestamp": found.sent_timestamp}})
+    return ids, days
 
 
 def _group(record: Mapping[str, Any]) -> str:

@@ -28,6 +28,7 @@ from .config import (
     load_settings,
 )
 from .connection_settings import ConnectionSettings
+from .identity import IdentitySigner
 from .masking import Masker
 from .pipeline import BatchResult, LoginSink, RejectionLog, process_batch
 from .postgres import PostgresSink
@@ -87,6 +88,7 @@ class PipelineRuntime:
         self._refresh_due = 0.0
         self._refresh_failures = 0
         self._masker: Masker | None = None
+        self._identity: IdentitySigner | None = None  # checks redrive copies (identity.py)
         self._sink: ClosableSink | None = None
 
     def settings(self) -> Settings:
@@ -105,6 +107,7 @@ class PipelineRuntime:
             return self._keep_last_good(error, now)
         if self._settings is None or settings.masking_key != self._settings.masking_key:
             self._masker = Masker(settings.masking_key)
+            self._identity = IdentitySigner(settings.masking_key)
         if self._settings is not None and (
             settings.database != self._settings.database
             or settings.queue_retention_seconds != self._settings.queue_retention_seconds
@@ -145,7 +148,9 @@ class PipelineRuntime:
         sink = self._open_sink()
         assert self._masker is not None
         with _GC_PAUSE:
-            return process_batch(records, sink=sink, masker=self._masker, logger=logger)
+            return process_batch(
+                records, sink=sink, masker=self._masker, logger=logger, identity=self._identity
+            )
 
     def for_worker(self) -> PipelineRuntime:
         """A runtime for another thread: the same configuration, its own connection."""
@@ -160,6 +165,7 @@ class PipelineRuntime:
         worker._settings, worker._fingerprint = self._settings, self._fingerprint
         worker._resolved_at, worker._masker = self._resolved_at, self._masker
         worker._refresh_due = self._refresh_due
+        worker._identity = self._identity
         return worker
 
     def close(self) -> None:

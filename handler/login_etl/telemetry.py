@@ -30,6 +30,8 @@ def record_batch_metrics(result: BatchResult) -> None:
         ("FifoHeldBack", result.fifo_held_back),
         ("UnknownKeys", result.unknown_keys),
         ("ImplausibleSentTimestamps", result.implausible_sent_timestamps),
+        ("RedrivenRecords", result.redriven),
+        ("UnverifiedIdentities", result.unverified_identities),
     ):
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

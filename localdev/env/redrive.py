@@ -10,6 +10,7 @@ outputs on LocalStack; against AWS use ``login-etl redrive --dlq-url …`` direc
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from login_etl_drain.cli import main as login_etl
@@ -25,6 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-name", default=STACK_NAME)
     args = parser.parse_args(argv)
     dlq_url, to_url = args.dlq_url, args.to_queue_url
+    key_variables = ("PII_HASH_KEY", "PII_HASH_KEY_SECRET_ARN", "PII_HASH_KEY_PARAMETER")
+    if not any(os.environ.get(name) for name in key_variables):
+        # The copies' identities are signed with the stack's masking key: its generated
+        # secret, in LocalStack's Secrets Manager.
+        try:
+            secret = stack_outputs(args.stack_name).get("PiiHashKeySecretArn")
+        except Exception:  # noqa: BLE001 - no stack: redrive says which key is missing
+            secret = None
+        if secret:
+            os.environ["PII_HASH_KEY_SECRET_ARN"] = secret
+            os.environ.setdefault("AWS_ENDPOINT_URL", ENDPOINT)
     if dlq_url is None:
         outputs = stack_outputs(args.stack_name)
         if "DeadLetterQueueUrl" not in outputs:

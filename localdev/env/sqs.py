@@ -7,6 +7,7 @@ tooling reads queue depths the way ``login-etl drain`` does.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,19 +16,34 @@ from localdev.env import deploy
 from localdev.lambda_event import received_event
 from login_etl_drain.sqs import queue_counts
 
-__all__ = ["invoke_without_delete", "queue_counts", "read_all", "send_batch"]
+__all__ = ["fifo_entry", "invoke_without_delete", "queue_counts", "read_all", "send_batch"]
 
 
-def send_batch(sqs: Any, queue_url: str, bodies: Sequence[str]) -> list[str]:
-    """One SendMessageBatch of up to 10 bodies; their message ids, in the bodies' order."""
-    response = sqs.send_message_batch(
-        QueueUrl=queue_url,
-        Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)],
-    )
+def send_batch(
+    sqs: Any, queue_url: str, bodies: Sequence[str], *, group: str = "logins"
+) -> list[str]:
+    """One SendMessageBatch of up to 10 bodies; their message ids, in the bodies' order.
+
+    On a FIFO queue each login is one event with its own MessageDeduplicationId (a new
+    UUID): the stack's FIFO queues have no content-based deduplication, because two real
+    logins may have equal bodies (docs/operations.md, "Sending to a FIFO queue").
+    """
+    entries = [
+        fifo_entry(queue_url, {"Id": str(i), "MessageBody": body}, group)
+        for i, body in enumerate(bodies)
+    ]
+    response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
     if response.get("Failed"):
         raise RuntimeError(f"SendMessageBatch failed: {response['Failed']}")
     ids = {int(entry["Id"]): str(entry["MessageId"]) for entry in response["Successful"]}
     return [ids[i] for i in range(len(bodies))]
+
+
+def fifo_entry(queue_url: str, entry: dict[str, Any], group: str = "logins") -> dict[str, Any]:
+    """``entry`` with a message group and a unique deduplication id if the queue is FIFO."""
+    if queue_url.endswith(".fifo"):
+        return entry | {"MessageGroupId": group, "MessageDeduplicationId": uuid.uuid4().hex}
+    return entry
 
 
 def read_all(sqs: Any, queue_url: str, *, hide_s: int = 300) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import pytest
 
 from localdev import traffic
 from localdev.env.function_logs import read_function_logs
+from localdev.env.sqs import fifo_entry
 from localdev.env.sqs import queue_counts as queue_depth
 from tests.conftest import Databases, admin_connect, wait_for
 from tests.e2e.conftest import FAST_PARAMS, Deployer, client
@@ -47,7 +48,9 @@ def send_all(queue_url: str, bodies: list[str]) -> dict[str, str]:
         chunk = bodies[start : start + 10]
         response = sqs.send_message_batch(
             QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)],
+            Entries=[
+                fifo_entry(queue_url, {"Id": str(i), "MessageBody": b}) for i, b in enumerate(chunk)
+            ],
         )
         assert not response.get("Failed")
         for entry in response["Successful"]:

@@ -22,6 +22,7 @@ import uuid
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from localdev import traffic
 from localdev.env.deploy import set_polling
@@ -181,3 +182,33 @@ def test_fifo_a_rejected_message_never_dead_letters_another_group(fifo_stack: An
     # Group a: the rejected a0 is dead-lettered, and a1, held back behind it in every
     # batch it shared with a0, goes with it (nothing is lost: redrive it).
     assert dead == a_ids
+
+
+def test_fifo_equal_bodies_are_two_logins_and_a_send_without_a_dedup_id_fails(
+    fifo_stack: Any,
+) -> None:
+    """The same user logs in twice within 5 minutes from the same device and version:
+    equal bodies. With a MessageDeduplicationId each (what producers must send), both are
+    rows. A send without one fails with SQS's error: the stack's FIFO queues have no
+    content-based deduplication, so nothing is silently dropped."""
+    outputs, database = fifo_stack
+    body = json.dumps(traffic.login(random.Random(51)))
+    ids = send(outputs, [body, body], ["user-51", "user-51"])
+    assert len(set(ids)) == 2
+    settle(outputs)
+    assert sorted(i for batch in committed_batches(database, ids) for i in batch) == [0, 1]
+    user = json.loads(body)["user_id"]
+    conn = database.connect()
+    try:
+        [[rows]] = conn.run("SELECT count(*) FROM user_logins WHERE user_id = :u", u=user)
+    finally:
+        conn.close()
+    assert rows == 2
+
+    sqs = client("sqs")
+    for queue in ("QueueUrl", "DeadLetterQueueUrl"):
+        with pytest.raises(ClientError) as refused:
+            sqs.send_message(QueueUrl=outputs[queue], MessageBody=body, MessageGroupId="g")
+        error = refused.value.response["Error"]
+        assert error["Code"] in ("InvalidParameterValue", "MissingParameter"), error
+        assert "MessageDeduplicationId" in error["Message"] or "Deduplication" in error["Message"]

@@ -383,3 +383,27 @@ def test_the_database_secret_path_verifies_the_server_by_default() -> None:
         assert variables["DB_SSLMODE"] == {"Ref": "DbSslMode"}
         assert variables["DB_SSLROOTCERT"] == {"Ref": "DbSslRootCert"}
     assert resources["Schema"]["Properties"]["DbSslRootCert"] == {"Ref": "DbSslRootCert"}
+
+
+def test_the_default_visibility_timeout_follows_the_templates_own_rule() -> None:
+    """VisibilityTimeout >= 6 x FunctionTimeout + BatchingWindow (AWS's advice, which the
+    parameter's description repeats) for the defaults. A CloudFormation ``Rules`` assertion
+    cannot hold it: rule functions compare strings and lists, no arithmetic."""
+    parameters = raw_template()["Parameters"]
+
+    def default(name: str) -> int:
+        return int(parameters[name]["Default"])
+
+    needed = 6 * default("FunctionTimeout") + default("BatchingWindow")
+    assert default("VisibilityTimeout") >= needed, (default("VisibilityTimeout"), needed)
+
+
+@pytest.mark.parametrize("queue", ["LoginQueue", "LoginDeadLetterQueue"])
+def test_fifo_queues_have_no_content_based_deduplication(queue: str) -> None:
+    """Two logins with equal bodies within 5 minutes are two logins: producers give a
+    MessageDeduplicationId, and a send without one fails instead of being dropped."""
+    properties = translated(VARIANTS["fifo-vpc"])["Resources"][queue]["Properties"]
+    assert properties["FifoQueue"] == {"Fn::If": ["CreateFifoQueue", True, {"Ref": "AWS::NoValue"}]}
+    assert properties["ContentBasedDeduplication"] == {
+        "Fn::If": ["CreateFifoQueue", False, {"Ref": "AWS::NoValue"}]
+    }

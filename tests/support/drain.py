@@ -7,6 +7,7 @@ The fixtures are imported by the ``conftest.py`` of ``tests/unit/drain`` (SQS fr
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from localdev import traffic
+from localdev.env.sqs import fifo_entry
 from tests.conftest import Databases, Db
 
 PII_KEY = "drain-test-key"
@@ -80,16 +82,18 @@ def make_queue(
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
+        # A number, not a string: LocalStack 0.14.3 compares it with an int.
         attributes["RedrivePolicy"] = json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
         )
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     return url, dlq_url
 
 
 def send_one_by_one(sqs: Any, url: str, bodies: Sequence[str]) -> None:
+    """One SendMessage each (on a FIFO queue with a unique deduplication id each)."""
     for body in bodies:
-        sqs.send_message(QueueUrl=url, MessageBody=body)
+        sqs.send_message(**fifo_entry(url, {"QueueUrl": url, "MessageBody": body}))
 
 
 def send_batched(sqs: Any, url: str, bodies: Sequence[str]) -> None:
@@ -97,7 +101,9 @@ def send_batched(sqs: Any, url: str, bodies: Sequence[str]) -> None:
         chunk = bodies[start : start + 10]
         sqs.send_message_batch(
             QueueUrl=url,
-            Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)],
+            Entries=[
+                fifo_entry(url, {"Id": str(i), "MessageBody": b}) for i, b in enumerate(chunk)
+            ],
         )
 
 
@@ -109,3 +115,76 @@ def moto_sqs() -> Iterator[Any]:
 
     with mock_aws():
         yield boto3.client("sqs", region_name="us-east-1")
+
+
+def identity_scenario(sqs: Any, endpoint: str, name: str, *, days_ago: int = 3) -> Any:
+    """Dead letters of three kinds, for ``login-etl redrive`` then ``drain`` to handle.
+
+    - ``committed``: sent, delivered once and COMMITTED by the pipeline, but the consumer
+      died before its delete (a timeout after COMMIT); the next deliveries fail too (a
+      database outage: nothing processed, nothing deleted) until the queue's redrive
+      policy dead-letters it;
+    - ``stuck``: sent and dead-lettered the same way, never committed;
+    - ``earlier``: already in the DLQ with the identity of an earlier redrive: a message
+      first sent ``days_ago`` days ago.
+
+    ``sqs`` is a boto3 SQS client or a ``QuerySqsClient``; the masking key and database
+    come from the environment (the ``db`` fixture). Returns a ``SimpleNamespace``.
+    """
+    import time
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from localdev.env.sqs import queue_counts
+    from login_etl.identity import ATTRIBUTE, Identity, IdentitySigner
+    from login_etl.runtime import PipelineRuntime
+    from login_etl_drain.sqs import SqsQueue
+
+    url, dlq_url = make_queue(sqs, name, visibility_timeout=30, max_receive_count=2)
+    assert dlq_url is not None
+    committed_body, stuck_body, earlier_body = login_bodies(3, seed=len(name))
+    ids = {
+        sqs.send_message(QueueUrl=url, MessageBody=body)["MessageId"]: body
+        for body in (committed_body, stuck_body)
+    }
+    queue = SqsQueue.open(url, endpoint_url=endpoint, region="us-east-1", wait_seconds=1)
+    sent: dict[str, str] = {}
+    runtime = PipelineRuntime()
+    try:
+        deadline = time.monotonic() + 60
+        while sum(queue_counts(sqs, dlq_url)) < 2:
+            assert time.monotonic() < deadline, "the redrive policy never dead-lettered them"
+            # VisibilityTimeout 0: back at once, as after a consumer that died.
+            for record in queue.receive(10, wait_seconds=1, visibility_timeout=0):
+                if record["messageId"] not in sent:
+                    sent[record["messageId"]] = record["attributes"]["SentTimestamp"]
+                    if record["body"] == committed_body:
+                        result = runtime.process([record], logger=_QuietLog())
+                        assert result.written == 1
+    finally:
+        runtime.close()
+    earlier_sent = datetime.now(UTC) - timedelta(days=days_ago)
+    earlier = Identity("earlier-original-0001", str(int(earlier_sent.timestamp() * 1000)))
+    signer = IdentitySigner(os.environ["PII_HASH_KEY"].encode())  # the drain's key
+    value = signer.sign(earlier, earlier_body)
+    sqs.send_message(
+        QueueUrl=dlq_url,
+        MessageBody=earlier_body,
+        MessageAttributes={ATTRIBUTE: {"DataType": "String", "StringValue": value}},
+    )
+    by_body = {body: message_id for message_id, body in ids.items()}
+    return SimpleNamespace(
+        url=url,
+        dlq_url=dlq_url,
+        committed=by_body[committed_body],
+        stuck=by_body[stuck_body],
+        stuck_sent=sent[by_body[stuck_body]],
+        earlier=earlier,
+        earlier_day=earlier_sent.date(),
+        bodies=(committed_body, stuck_body, earlier_body),
+    )
+
+
+class _QuietLog:
+    def warning(self, msg: str, *, extra: dict[str, Any]) -> None:
+        raise AssertionError(f"unexpected warning: {msg}")

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.credentials import Credentials
 
 from localdev.traffic import exercise_queue_records
 from login_etl_drain import cli
+from login_etl_drain.sqs_query import QuerySqsClient
 from tests.conftest import Databases, Db
 from tests.e2e.exercise.conftest import LocalStack0143
+from tests.support.drain import identity_scenario
 
 pytestmark = [pytest.mark.exercise, pytest.mark.e2e, pytest.mark.integration]
 
@@ -180,3 +184,49 @@ def test_a_missing_queue_is_exit_4_in_one_line(
         f"login-etl drain: error: queue {url} does not exist "
         "(AWS.SimpleQueueService.NonExistentQueue)"
     )
+
+
+def test_a_redriven_message_keeps_its_identity_over_the_query_protocol(
+    localstack_0143: LocalStack0143,
+    databases: Databases,
+    env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As tests/e2e/drain's test of the same name, on 0.14.3: its redrive policy
+    dead-letters the messages, the copy loop (0.14.3 has no move task) adds the identity
+    attribute over the query protocol, and the drain receives it back."""
+    database_url = databases.create()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    sqs = QuerySqsClient(
+        localstack_0143.endpoint, region="us-east-1", credentials=Credentials("test", "test")
+    )
+    case = identity_scenario(sqs, localstack_0143.endpoint, "identity-0143")
+    db = Db(database_url)
+    assert db.count() == 1
+    code = cli.main(
+        [
+            "redrive",
+            "--dlq-url",
+            case.dlq_url,
+            "--to-queue-url",  # 0.14.3 has no ListDeadLetterSourceQueues
+            case.url,
+            "--endpoint-url",
+            localstack_0143.endpoint,
+            "--region",
+            "us-east-1",
+        ]
+    )
+    assert code == cli.EXIT_OK
+    assert "3 moved to" in capsys.readouterr().out
+
+    assert drain(localstack_0143, case.url, database_url) == cli.EXIT_OK
+
+    assert "written 2 | duplicates 1 | rejected 0" in capsys.readouterr().out
+    rows = dict(db.query("SELECT user_id, create_date FROM user_logins"))
+    users = [json.loads(body)["user_id"] for body in case.bodies]
+    assert len(rows) == db.count() == 3
+    assert rows[users[1]] == datetime.fromtimestamp(int(case.stuck_sent), UTC).date()  # s
+    assert rows[users[2]] == case.earlier_day
+    ledger = {m for [m] in db.query("SELECT message_id FROM login_etl.ledger")}
+    assert ledger == {case.committed, case.stuck, case.earlier.message_id}

@@ -125,7 +125,7 @@ def test_extending_visibility_keeps_a_batch_hidden(moto_sqs: Any) -> None:
     moto_sqs.send_message(QueueUrl=url, MessageBody=login_bodies(1)[0])
     queue = open_queue(url)
     records = queue.receive(10, wait_seconds=0, visibility_timeout=1)
-    queue.extend_visibility(records, 30)
+    assert queue.change_visibility(records, 30) == []
     time.sleep(1.3)
     assert queue.receive(10, wait_seconds=0, visibility_timeout=1) == []
 

@@ -319,3 +319,25 @@ def test_drain_over_the_query_protocol(
         "(LocalStack before 3.0); using the query protocol"
     ]
     assert query_only.json_requests == 1
+
+
+def test_message_attributes_of_batch_entries_go_both_ways(client: QuerySqsClient) -> None:
+    """What the redrive's copy loop sends (SendMessageBatch entries with attributes) and
+    what the drain receives (MessageAttributeNames=All), in the query protocol."""
+    url = new_queue(client, "query-attributes")
+    attributes = {
+        "login-etl.identity": {
+            "DataType": "String",
+            "StringValue": "v1:a-b:1764547200000:" + "0" * 64,
+        },
+        "source": {"DataType": "String", "StringValue": "mobile"},
+        "raw": {"DataType": "Binary", "BinaryValue": b"\x01\x02"},
+    }
+    sent = client.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": "0", "MessageBody": "b", "MessageAttributes": attributes}]
+    )
+    assert sent["Failed"] == [] and sent["Successful"][0]["MD5OfMessageAttributes"]
+    [message] = client.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=1, MessageAttributeNames=["All"]
+    )["Messages"]
+    assert message["MessageAttributes"] == attributes

@@ -55,3 +55,16 @@ def test_summary_names_rejection_reasons_and_what_is_left() -> None:
     assert line.startswith("login-etl drain: received 10 | written 8 | duplicates 1 | rejected 1")
     assert "| 1 batches | 5 msg/s | 2.0 s" in line
     assert line.endswith("| rejections: invalid_json 1 | queue: 0 visible, 1 in flight")
+
+
+def test_the_summary_names_unverified_redrive_identities() -> None:
+    from login_etl.pipeline import BatchResult
+    from login_etl_drain.progress import Stats, summary_line
+
+    stats = Stats()
+    stats.add_batch(2, BatchResult(written=2, unverified_identities=1), 0)
+    line = summary_line(stats.snapshot(), 1.0, None)
+    assert "unverified redrive identities 1 (written as new messages)" in line
+    stats_clean = Stats()
+    stats_clean.add_batch(1, BatchResult(written=1), 0)
+    assert "unverified" not in summary_line(stats_clean.snapshot(), 1.0, None)
