@@ -42,8 +42,10 @@ replays a run; see docs/local-development.md.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import enum
+import gc
 import itertools
 import json
 import os
@@ -82,10 +84,11 @@ from .conftest import PII_KEY
 pytestmark = [pytest.mark.integration, on_each_server]
 
 MAX_RECEIVE_COUNT = 4
+STATS: collections.Counter[str] = collections.Counter()  # what the runs met, printed after
 FIFO_QUEUE_ARN = DEFAULT_QUEUE_ARN + ".fifo"
 DAY_MS = 86_400_000
 START = datetime(2026, 3, 2, tzinfo=UTC)
-GROUPS = 3  # FIFO message groups g0..g2
+GROUPS = 5  # FIFO message groups g0..g4
 
 # Values that pass the pipeline's validation but the test database refuses.
 REFUSED_DEVICE_TYPE = "refused-by-check"  # CHECK constraint: SQLSTATE 23514
@@ -163,8 +166,10 @@ class NewMessage:
 
 @dataclass(frozen=True)
 class Batch:
-    """What one receive hands the function."""
+    """What one receive hands the function, ``wait_s`` after the last one."""
 
+    wait_s: int = 0
+    new_container: bool = False  # the receive goes to another container (a new sink)
     bulk: int = 0  # valid messages in ms, sent just now
     new: tuple[NewMessage, ...] = ()
     redeliver: tuple[int, ...] = ()  # queued messages received again (index: modulo)
@@ -180,7 +185,7 @@ class Message:
     id: str
     seq: int
     body_no: int
-    body: str
+    body: str = field(repr=False)  # holds PII-shaped values: never printed
     kind: Kind
     stamp: Stamp
     sent_ms: int  # when SQS enqueued it (its retention counts from there)
@@ -296,8 +301,7 @@ class StatefulPipeline(RuleBasedStateMachine):
         self.nonce = secrets.randbits(48)
         self.masker = FaultyMasker(PII_KEY.encode())
         self.injector = self.env.injector
-        self.injector.dead_pids.clear()
-        self.injector.pids.clear()
+        self.injector.reset()
         self.sink = self._new_sink()
 
     # -- the system -------------------------------------------------------------------
@@ -334,25 +338,19 @@ class StatefulPipeline(RuleBasedStateMachine):
         with self._checking():
             self._deliver(batch)
 
-    @rule(
-        seconds=st.one_of(
-            st.integers(1, 4 * 3600),
-            st.integers(20 * 3600, 28 * 3600),
-            st.integers(2, 16).map(lambda days: days * 86_400),
-        )
-    )
     def advance(self, seconds: int) -> None:
         """The clock moves on; SQS drops what outlived the retention."""
         self.now_ms += seconds * 1000
         for message in self.messages:
             if message.state is State.QUEUED and not self._retained(message):
                 message.state = State.EXPIRED
+                STATS["expired in the queue"] += 1
 
-    @rule()
     def cold_start(self) -> None:
         """Another container: a new sink (the old one's connection closed)."""
         self.sink.close()
         self.sink = self._new_sink()
+        STATS["new containers"] += 1
 
     @invariant()
     def holds(self) -> None:
@@ -438,6 +436,10 @@ class StatefulPipeline(RuleBasedStateMachine):
         return record
 
     def _deliver(self, batch: Batch) -> None:
+        if batch.wait_s:
+            self.advance(batch.wait_s)
+        if batch.new_container:
+            self.cold_start()
         messages = self._compose(batch)
         if messages:
             self._receive(messages, batch.faults, batch.rows_fault)
@@ -477,6 +479,10 @@ class StatefulPipeline(RuleBasedStateMachine):
             f"raised: {raised!r}"
         )
         expected_failed, expected_rejected = predict(distinct, self.fifo)
+        STATS["batches"] += 1
+        STATS["streamed batches" if len(distinct) > 100 else "batches of <= 100"] += 1
+        STATS.update(f"fault fired: {label}" for label in fired)
+        STATS[f"outcome: {type(raised).__name__ if raised else 'returned'}"] += 1
         if raised is not None:
             assert fired, f"the batch raised without an injected fault: {raised!r}"
             assert rows_after - rows_before <= sum(m.valid for m in distinct)
@@ -510,6 +516,7 @@ class StatefulPipeline(RuleBasedStateMachine):
     def _failed_receive(self, message: Message) -> None:
         if message.state is State.QUEUED and message.receive_count >= MAX_RECEIVE_COUNT:
             message.state = State.DEAD
+            STATS[f"dead-lettered: {message.kind.value}"] += 1
 
     def _drain(self) -> None:
         """SQS hands over what it still holds, without faults, until nothing is left."""
@@ -587,6 +594,12 @@ class StatefulPipeline(RuleBasedStateMachine):
                 )
 
     def _check_sessions(self) -> None:
+        gc.collect()  # a connection dropped without close() is found now, not at random
+        dropped = self.injector.dropped_pids
+        assert not dropped, (
+            f"sessions {sorted(dropped)} were dropped without being closed (left open "
+            "on the server until the garbage collector got to them)"
+        )
         busy = self._query(
             "SELECT pid, state FROM pg_stat_activity WHERE datname = current_database()"
             " AND application_name = 'login-etl' AND pid <> pg_backend_pid()"
@@ -595,7 +608,9 @@ class StatefulPipeline(RuleBasedStateMachine):
         assert all(state == "idle" for state in live.values()), (
             f"the sink's session is not idle between batches: {live}"
         )
-        assert len(live) <= 1, f"the sink holds {len(live)} open sessions: {live}"
+        assert len(live) <= 1, (
+            f"the sink holds {len(live)} open sessions: {live} (opened: {self.injector.pids})"
+        )
 
     def _clean(self) -> None:
         with self.env.lock:
@@ -658,7 +673,7 @@ def faults(draw: st.DrawFn) -> Fault:
     kind = draw(st.sampled_from(list(FaultKind)))
     after = kind in (FaultKind.SOCKET_CLOSED, FaultKind.RUNTIME_ERROR, FaultKind.MEMORY_ERROR)
     return Fault(
-        call=draw(st.integers(1, 3) if on else st.one_of(st.integers(1, 4), st.integers(1, 24))),
+        call=draw(st.integers(1, 2) if on else st.one_of(st.integers(1, 6), st.integers(1, 24))),
         kind=kind,
         after=after and draw(st.booleans()),
         on=on,
@@ -667,6 +682,14 @@ def faults(draw: st.DrawFn) -> Fault:
 
 batches = st.builds(
     Batch,
+    wait_s=st.one_of(
+        st.just(0),
+        st.just(0),
+        st.integers(1, 4 * 3600),
+        st.integers(20 * 3600, 28 * 3600),
+        st.integers(2, 16).map(lambda days: days * 86_400),
+    ),
+    new_container=st.sampled_from([False] * 7 + [True]),
     bulk=st.one_of(st.just(0), st.integers(1, 12), st.integers(90, 150), st.integers(150, 260)),
     new=st.lists(new_messages, max_size=8).map(tuple),
     redeliver=st.lists(st.integers(0, 1_000), max_size=8).map(tuple),
@@ -722,6 +745,7 @@ def test_the_pipeline_and_ledger_keep_the_sqs_model(machine_env: Env, pg_server:
     phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
     if long_run:  # shrinking a failure can take minutes: by hand only
         phases.append(Phase.shrink)
+    STATS.clear()
     test = get_state_machine_test(
         StatefulPipeline,
         settings=settings(
@@ -738,3 +762,109 @@ def test_the_pipeline_and_ledger_keep_the_sqs_model(machine_env: Env, pg_server:
     except BaseException as error:
         error.add_note(f"stateful seed: {run_seed} (LOGIN_ETL_STATEFUL_SEED={run_seed})")
         raise
+    finally:
+        print(
+            "what the runs met:",
+            *(f"  {n:6d} {what}" for what, n in sorted(STATS.items())),
+            sep="\n",
+        )
+
+
+# -- regression cases: sequences found by the machine, replayed as plain tests ------------
+#
+# Each is written as hypothesis prints a failing run (``state = StatefulPipeline()``,
+# then its steps); every step is followed by the machine's invariants, as in a run.
+
+FOUR_DAYS = 4 * 86_400
+
+
+@pytest.fixture
+def state(machine_env: Env) -> Iterator[StatefulPipeline]:
+    machine = StatefulPipeline()
+    try:
+        yield machine
+    finally:
+        machine.failed = True  # a plain test's failure is its own: the teardown cleans up
+        machine.teardown()
+
+
+def replay(state: StatefulPipeline, *batches: Batch) -> None:
+    state.holds()
+    for batch in batches:
+        state.deliver(batch=batch)
+        state.holds()
+    state.failed = False
+    state.teardown()  # drain the queue and check the end state
+    state.failed = True
+
+
+def test_a_non_driver_error_after_begin_leaves_no_transaction_open(
+    state: StatefulPipeline,
+) -> None:
+    """Issue 18, point 8: a RuntimeError between BEGIN and COMMIT (here: right after the
+    BEGIN of a two-day batch's transaction) must not leave the warm session inside it."""
+    state.start(fifo=False, retention_s=FOUR_DAYS, start_s=60)
+    two_days = (NewMessage(lag_s=3_600), NewMessage(lag_s=1))  # sent before and after 00:00
+    replay(
+        state,
+        Batch(new=two_days),  # warm: slots open, statements prepared
+        Batch(new=two_days, faults=(Fault(1, FaultKind.RUNTIME_ERROR, after=True, on="BEGIN"),)),
+    )
+
+
+def test_a_non_driver_error_in_ledger_maintenance_leaves_no_transaction_open(
+    state: StatefulPipeline,
+) -> None:
+    """The same inside the ledger's maintenance (a new session's first batch)."""
+    state.start(fifo=False, retention_s=FOUR_DAYS, start_s=3_600)
+    replay(state, Batch(bulk=1, faults=(Fault(1, FaultKind.MEMORY_ERROR, after=True, on="BEGIN"),)))
+
+
+def test_a_non_driver_error_at_rollback_leaves_no_transaction_open(
+    state: StatefulPipeline,
+) -> None:
+    """A streamed batch with a row the database refuses rolls back before the careful
+    path; a RuntimeError at that ROLLBACK must not leave the session in the aborted
+    transaction."""
+    state.start(fifo=False, retention_s=FOUR_DAYS, start_s=3_600)
+    refused = NewMessage(kind=Kind.REFUSED_CHECK)
+    replay(
+        state,
+        Batch(bulk=120, new=(refused,), faults=(Fault(1, FaultKind.RUNTIME_ERROR, on="ROLLBACK"),)),
+    )
+
+
+def test_a_non_driver_error_while_the_session_opens_closes_the_connection(
+    state: StatefulPipeline,
+) -> None:
+    """A RuntimeError while a new session reads the table's shape: the connection it
+    opened must be closed, not left open on the server for the garbage collector."""
+    state.start(fifo=False, retention_s=FOUR_DAYS, start_s=3_600)
+    replay(state, Batch(bulk=1, faults=(Fault(1, FaultKind.RUNTIME_ERROR, on="SELECT"),)))
+
+
+def test_a_redelivery_without_sent_timestamp_after_midnight_is_not_written_twice(
+    state: StatefulPipeline,
+) -> None:
+    """Issue 18, point 6: a message without SentTimestamp committed at 23:53 whose
+    batch then failed (a MemoryError after the autocommitted statement) is redelivered
+    at 00:03: it must be a duplicate, not a second row."""
+    state.start(fifo=False, retention_s=FOUR_DAYS, start_s=86_000)
+    undated = NewMessage(stamp=Stamp.MISSING)
+    replay(
+        state,
+        Batch(new=(undated,), faults=(Fault(1, FaultKind.MEMORY_ERROR, after=True, on="WITH"),)),
+        Batch(wait_s=600, redeliver=(0,)),
+    )
+
+
+def test_a_slot_whose_clear_failed_keeps_its_day(state: StatefulPipeline) -> None:
+    """Issue 18, point 8: 17 days on, a slot's day comes round again; its TRUNCATE fails
+    at expiry and again at reopening (the server fails it): the slot must not be
+    relabelled with the new day while it still holds the old day's ids."""
+    state.start(fifo=False, retention_s=FOUR_DAYS, start_s=3_600)
+    truncate_fails = (
+        Fault(1, FaultKind.SERVER_ERROR, on="TRUNCATE"),
+        Fault(2, FaultKind.SERVER_ERROR, on="TRUNCATE"),
+    )
+    replay(state, Batch(bulk=2), Batch(wait_s=17 * 86_400, bulk=2, faults=truncate_fails))

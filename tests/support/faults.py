@@ -25,6 +25,7 @@ import contextlib
 import enum
 import socket
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,12 @@ class Fired:
     label: str  # the call it fired at (e.g. "COMMIT", "WITH", "PREPARE", "CONNECT")
 
 
+@dataclass
+class _Tracked:
+    pid: int
+    closed: bool = False  # by the client (``close()``)
+
+
 def _label(sql: str) -> str:
     words = sql.split(None, 1)
     return words[0].upper() if words else ""
@@ -91,6 +98,10 @@ class FaultInjector:
     # Backends whose connection the client closed or a fault broke: a leftover
     # transaction there is the server's to roll back, not a leak.
     dead_pids: set[int] = field(default_factory=set)
+    # Backends whose connection object was garbage-collected without being closed: the
+    # socket went with it, but only when the collector got to it (pg8000's connection
+    # holds reference cycles), so the session stayed open until then.
+    dropped_pids: set[int] = field(default_factory=set)
     pids: list[int] = field(default_factory=list)  # every backend opened, in order
     _faults: list[Fault] = field(default_factory=list)
     _counts: dict[str | None, int] = field(default_factory=dict)
@@ -140,11 +151,24 @@ class FaultInjector:
         conn = _real_connect(settings)
         pid = int(conn.run("SELECT pg_backend_pid()")[0][0])
         self.pids.append(pid)
-        self._instrument(conn, pid)
+        tracked = _Tracked(pid)
+        weakref.finalize(conn, self._collected, tracked)
+        self._instrument(conn, tracked)
         return conn
 
-    def _instrument(self, conn: pg8000.native.Connection, pid: int) -> None:
-        injector = self
+    def _collected(self, tracked: _Tracked) -> None:
+        if not tracked.closed:
+            self.dropped_pids.add(tracked.pid)
+            self.dead_pids.add(tracked.pid)
+
+    def reset(self) -> None:
+        """Forget the connections seen so far (a new example)."""
+        self.dead_pids.clear()
+        self.dropped_pids.clear()
+        self.pids.clear()
+
+    def _instrument(self, conn: pg8000.native.Connection, tracked: _Tracked) -> None:
+        injector, pid = self, tracked.pid
         simple, unnamed = conn.execute_simple, conn.execute_unnamed
         named, prepare, close = conn.execute_named, conn.prepare_statement, conn.close
 
@@ -152,7 +176,7 @@ class FaultInjector:
             fault = injector._due(label)
             if fault is None:
                 return real()
-            return injector._fire(conn, pid, fault, real, simple)
+            return injector._fire(conn, tracked, fault, real, simple)
 
         def execute_simple(statement: str) -> Any:
             return call(_label(statement), lambda: simple(statement))
@@ -167,8 +191,18 @@ class FaultInjector:
             return call("PREPARE", lambda: prepare(statement, oids))
 
         def closing() -> None:
+            tracked.closed = True
             injector.dead_pids.add(pid)
-            close()
+            stream = conn._sock
+            try:
+                close()
+            finally:
+                # On a broken socket pg8000's close() leaves its Terminate message in
+                # the buffer, which the collector would try to flush again, raising
+                # "Exception ignored in: BufferedRWPair" (pg8000's, not the sink's).
+                if stream is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        stream.close()
 
         conn.execute_simple = execute_simple
         conn.execute_unnamed = execute_unnamed
@@ -179,7 +213,7 @@ class FaultInjector:
     def _fire(
         self,
         conn: pg8000.native.Connection,
-        pid: int,
+        tracked: _Tracked,
         fault: Fault,
         real: Callable[[], Any],
         simple: Callable[[str], Any],
@@ -196,19 +230,19 @@ class FaultInjector:
         if kind is FaultKind.SOCKET_CLOSED:
             if fault.after:
                 real()  # the server did it; the reply is lost
-                self._shut(conn, pid)
+                self._shut(conn, tracked)
                 raise InterfaceError("network error")
-            self._shut(conn, pid)
+            self._shut(conn, tracked)
             return real()  # pg8000 meets the dead socket
         if kind is FaultKind.TERMINATED:
-            self.dead_pids.add(pid)
-            self.terminate(pid)
+            self.dead_pids.add(tracked.pid)
+            self.terminate(tracked.pid)
             return real()
         # SERVER_ERROR: the server fails this statement instead of running it.
         return simple(SERVER_ERROR_SQL)
 
-    def _shut(self, conn: pg8000.native.Connection, pid: int) -> None:
-        self.dead_pids.add(pid)
+    def _shut(self, conn: pg8000.native.Connection, tracked: _Tracked) -> None:
+        self.dead_pids.add(tracked.pid)
         usock = conn._usock
         if usock is not None:
             with contextlib.suppress(OSError):
