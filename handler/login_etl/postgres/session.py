@@ -10,7 +10,7 @@ from datetime import date
 import pg8000.native
 
 from ..connection_settings import ConnectionSettings
-from ..table import SchemaError, TableShape
+from ..table import TableShape
 from . import sql
 from .connect import connect
 from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe
@@ -37,10 +37,14 @@ class Session:
                 self.conn.close()
 
     def rollback_or_close(self) -> None:
+        """Roll back; if that fails in any way, close (which ends the transaction)."""
         try:
             self.conn.run("ROLLBACK")
         except DRIVER_ERRORS:
             self.close()
+        except BaseException:
+            self.close()
+            raise
 
 
 def open_session(
@@ -61,6 +65,7 @@ def open_session(
     except DRIVER_ERRORS as error:
         conn.close()
         raise DatabaseUnavailable(f"cannot prepare the batch write: {describe(error)}") from None
-    except SchemaError:
-        conn.close()
+    except BaseException:  # SchemaError, or not the driver's: never leave it open
+        with contextlib.suppress(*DRIVER_ERRORS):
+            conn.close()
         raise

@@ -65,6 +65,9 @@ def write_transaction(session: Session, rows: Sequence[PendingRow], days: BatchD
         except DRIVER_ERRORS:
             session.close()
             raise DatabaseUnavailable(f"batch write failed: {describe(error)}") from None
+        except BaseException:  # not the driver's, at ROLLBACK: the except below misses it
+            session.close()
+            raise
         if is_row_level(error):
             raise RowRejected from error
         session.close()
