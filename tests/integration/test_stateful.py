@@ -76,6 +76,7 @@ from localdev.lambda_event import DEFAULT_QUEUE_ARN, sqs_record
 from login_etl.connection_settings import ConnectionSettings
 from login_etl.pipeline import BatchResult, process_batch
 from login_etl.postgres import PostgresSink, sql
+from login_etl.postgres.errors import DRIVER_ERRORS
 from tests.conftest import Databases, admin_connect, on_each_server, wait_for
 from tests.support.faults import Fault, FaultInjector, FaultKind, FaultyMasker, labels
 
@@ -485,6 +486,12 @@ class StatefulPipeline(RuleBasedStateMachine):
         STATS[f"outcome: {type(raised).__name__ if raised else 'returned'}"] += 1
         if raised is not None:
             assert fired, f"the batch raised without an injected fault: {raised!r}"
+            # The sink's contract: the database failing as a whole is DatabaseUnavailable
+            # (what the handler and `drain --follow` treat as transient); an exception
+            # that is not the driver's goes through as it is.
+            assert not isinstance(raised, DRIVER_ERRORS), (
+                f"a driver error escaped the sink: {raised!r} (faults fired: {fired})"
+            )
             assert rows_after - rows_before <= sum(m.valid for m in distinct)
             for message in distinct:
                 self._failed_receive(message)
@@ -820,18 +827,26 @@ def test_a_non_driver_error_in_ledger_maintenance_leaves_no_transaction_open(
     replay(state, Batch(bulk=1, faults=(Fault(1, FaultKind.MEMORY_ERROR, after=True, on="BEGIN"),)))
 
 
+@pytest.mark.parametrize("path", ["streamed", "two-day transaction"])
 def test_a_non_driver_error_at_rollback_leaves_no_transaction_open(
-    state: StatefulPipeline,
+    state: StatefulPipeline, path: str
 ) -> None:
-    """A streamed batch with a row the database refuses rolls back before the careful
-    path; a RuntimeError at that ROLLBACK must not leave the session in the aborted
+    """A batch with a row the database refuses rolls back before the careful path
+    (the streamed COPY, or the BEGIN/claim/COPY/COMMIT of a batch of two days); a
+    RuntimeError at that ROLLBACK must not leave the session in the aborted
     transaction."""
-    state.start(fifo=False, retention_s=FOUR_DAYS, start_s=3_600)
+    state.start(fifo=False, retention_s=FOUR_DAYS, start_s=60)
     refused = NewMessage(kind=Kind.REFUSED_CHECK)
-    replay(
-        state,
-        Batch(bulk=120, new=(refused,), faults=(Fault(1, FaultKind.RUNTIME_ERROR, on="ROLLBACK"),)),
-    )
+    rollback_fails = (Fault(1, FaultKind.RUNTIME_ERROR, on="ROLLBACK"),)
+    if path == "streamed":
+        replay(state, Batch(bulk=120, new=(refused,), faults=rollback_fails))
+    else:
+        two_days = (NewMessage(lag_s=3_600), NewMessage(lag_s=1))
+        replay(
+            state,
+            Batch(new=two_days),  # warm: slots open, statements prepared
+            Batch(new=(*two_days, refused), faults=rollback_fails),
+        )
 
 
 def test_a_non_driver_error_while_the_session_opens_closes_the_connection(
@@ -868,3 +883,13 @@ def test_a_slot_whose_clear_failed_keeps_its_day(state: StatefulPipeline) -> Non
         Fault(2, FaultKind.SERVER_ERROR, on="TRUNCATE"),
     )
     replay(state, Batch(bulk=2), Batch(wait_s=17 * 86_400, bulk=2, faults=truncate_fails))
+
+
+def test_a_connection_lost_while_the_session_opens_is_database_unavailable(
+    state: StatefulPipeline,
+) -> None:
+    """The socket breaks while a new session reads the table's shape: the sink must
+    raise ``DatabaseUnavailable`` (transient for the handler and ``drain --follow``),
+    not the ``InterfaceError`` that pg8000's ``close()`` raises on the broken socket."""
+    state.start(fifo=False, retention_s=FOUR_DAYS, start_s=3_600)
+    replay(state, Batch(bulk=1, faults=(Fault(1, FaultKind.SOCKET_CLOSED, on="SELECT"),)))
