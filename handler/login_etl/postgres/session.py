@@ -63,7 +63,8 @@ def open_session(
         copy_sql = sql.copy_rows(shape, table)
         return Session(conn=conn, shape=shape, ledger=ledger, copy_sql=copy_sql)
     except DRIVER_ERRORS as error:
-        conn.close()
+        with contextlib.suppress(*DRIVER_ERRORS):  # the connection may be the broken part
+            conn.close()
         raise DatabaseUnavailable(f"cannot prepare the batch write: {describe(error)}") from None
     except BaseException:  # SchemaError, or not the driver's: never leave it open
         with contextlib.suppress(*DRIVER_ERRORS):
