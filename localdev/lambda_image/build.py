@@ -14,8 +14,6 @@ SAM rebuilds that on top of the new base.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -25,11 +23,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 from localdev import REPO
 from localdev.engine.setup import Engine, EngineError
+from localdev.env.filelock import locked
 
 IMAGE = "public.ecr.aws/lambda/python:3.13-x86_64"
 RAPID_IMAGE = "public.ecr.aws/lambda/python:3.13-rapid-x86_64"
@@ -102,18 +100,6 @@ def debian_mirror() -> str:
         except (urllib.error.URLError, OSError):
             continue
     raise EngineError(f"no Debian mirror with {SUITE} is reachable (tried {candidates})")
-
-
-@contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
-    """One build at a time per checkout (``make invoke`` and the tests may race)."""
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    with (WORK_DIR / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _run(command: list[str], what: str) -> None:
@@ -224,7 +210,7 @@ def ensure_image(engine: Engine) -> bool:
     if not engine.project_podman:
         return False
     recipe = recipe_hash()
-    with _build_lock():
+    with locked(WORK_DIR / "lock"):  # make invoke and the tests may race
         if current_recipe(engine) == recipe:
             return False
         started = time.monotonic()

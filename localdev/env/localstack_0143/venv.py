@@ -8,8 +8,6 @@ second start one or two file reads; any change rebuilds the venv from scratch.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import glob
 import hashlib
 import json
@@ -19,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from localdev import REPO
+from localdev.env.filelock import locked
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = REPO
@@ -132,18 +130,6 @@ def is_installed() -> bool:
     )
 
 
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    """One installer at a time (two pytest sessions may start together)."""
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with (STATE_DIR / "localstack-0.14.3-venv.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _run(args: list[str]) -> str:
     print("+", " ".join(args), file=sys.stderr, flush=True)
     env = {
@@ -159,7 +145,7 @@ def ensure_installed() -> bool:
     if is_installed():
         _ensure_fat_jar()
         return False
-    with _install_lock():
+    with locked(STATE_DIR / "localstack-0.14.3-venv.lock"):
         if is_installed():  # built by another process while this one waited
             _ensure_fat_jar()
             return False
