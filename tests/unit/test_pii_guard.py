@@ -95,3 +95,11 @@ def test_the_same_session_without_the_leak_passes_and_saw_the_values(
     # both values entered the masker through the pipeline's own call (mask_login)
     assert "PII guard: 2 raw ip/device_id values seen" in run.stdout
     assert "0 leaked" in run.stdout
+
+
+def test_the_machines_own_addresses_are_not_recorded_but_others_are() -> None:
+    from tests.support.pii_guard import PiiGuard
+
+    guard = PiiGuard()
+    guard.record("127.0.0.1", "::1", "10.1.2.3", "123-45-6789")
+    assert guard.raw_values == {"10.1.2.3", "123-45-6789"}
