@@ -66,7 +66,7 @@ class PiiGuard:
         logs = self._function_logs
         if logs is not None and logs.is_dir():
             text += "\n".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
-        return sorted(v for v in self.raw_values if v in text)
+        return sorted(v for v in self.raw_values if v in text and _as_token(v, text))
 
     # -- pytest hooks --------------------------------------------------------------
 
@@ -130,3 +130,10 @@ class PiiGuard:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         while self._undo:
             self._undo.pop()()
+
+
+def _as_token(value: str, text: str) -> bool:
+    """``value`` stands on its own somewhere in ``text``: "7.0.0.1" inside "127.0.0.1"
+    (a local server's address in a log line) is not that value."""
+    edge = r"[0-9A-Za-z:.\-]"
+    return re.search(rf"(?<!{edge}){re.escape(value)}(?!{edge})", text) is not None

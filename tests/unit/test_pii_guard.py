@@ -103,3 +103,12 @@ def test_the_machines_own_addresses_are_not_recorded_but_others_are() -> None:
     guard = PiiGuard()
     guard.record("127.0.0.1", "::1", "10.1.2.3", "123-45-6789")
     assert guard.raw_values == {"10.1.2.3", "123-45-6789"}
+
+
+def test_a_value_inside_a_longer_address_is_not_a_leak() -> None:
+    from tests.support.pii_guard import PiiGuard
+
+    guard = PiiGuard()
+    guard.record("7.0.0.1", "10.1.2.3")
+    guard.lines.append("cannot connect to Postgres at 127.0.0.1:5432; ip=10.1.2.3")
+    assert guard.leaked() == ["10.1.2.3"]
