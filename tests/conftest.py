@@ -103,6 +103,24 @@ def admin_connect(url: str) -> pg8000.native.Connection:
     return connect(ConnectionSettings.from_url(url))
 
 
+def truncate(url: str) -> None:
+    """Empty ``user_logins`` and the ledger of the database at ``url``."""
+    conn = admin_connect(url)
+    try:
+        empty_tables(conn)
+    finally:
+        conn.close()
+
+
+def table(url: str) -> list[list[Any]]:
+    """Every row of ``user_logins``, in a stable order (to compare two runs' rows)."""
+    conn = admin_connect(url)
+    try:
+        return sorted(conn.run("SELECT * FROM user_logins"), key=lambda r: [str(v) for v in r])
+    finally:
+        conn.close()
+
+
 @dataclass
 class Db:
     """A database of the suite's server, queried through short-lived connections."""

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 from localdev.env import sam
-from localdev.env.database import empty_tables
 from localdev.lambda_event import LocalContext
-from tests.conftest import EVENTS, Databases, admin_connect
+from tests.conftest import EVENTS, Databases, table, truncate
 
 pytestmark = pytest.mark.e2e
 
@@ -74,22 +73,6 @@ def clean_db(artifact_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     truncate(artifact_db)
     # The in-process handler keeps its warm connection; it reconnects when the settings change.
     yield artifact_db
-
-
-def truncate(url: str) -> None:
-    conn = admin_connect(url)
-    try:
-        empty_tables(conn)
-    finally:
-        conn.close()
-
-
-def table(url: str) -> list[list[Any]]:
-    conn = admin_connect(url)
-    try:
-        return sorted(conn.run("SELECT * FROM user_logins"), key=lambda r: [str(v) for v in r])
-    finally:
-        conn.close()
 
 
 def invoke_artifact(function_dir: Path, event_file: Path, database_url: str) -> dict[str, Any]:

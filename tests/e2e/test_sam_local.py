@@ -27,12 +27,11 @@ from botocore.config import Config
 
 from localdev.engine.network import client as engine_client
 from localdev.env import sam
-from localdev.env.database import empty_tables
 from localdev.env.postgres import free_port
 from localdev.lambda_event import LocalContext
 from localdev.lambda_image import build
 from localdev.lambda_local import sam_local
-from tests.conftest import EVENTS, Databases, admin_connect, wait_for
+from tests.conftest import EVENTS, Databases, table, truncate, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -93,22 +92,6 @@ def clean_db(containers: Containers, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.delenv(name, raising=False)
     truncate(containers.db_url)
     return containers.db_url
-
-
-def truncate(url: str) -> None:
-    conn = admin_connect(url)
-    try:
-        empty_tables(conn)
-    finally:
-        conn.close()
-
-
-def table(url: str) -> list[list[Any]]:
-    conn = admin_connect(url)
-    try:
-        return sorted(conn.run("SELECT * FROM user_logins"), key=lambda r: [str(v) for v in r])
-    finally:
-        conn.close()
 
 
 def in_process(event: dict[str, Any], db_url: str) -> tuple[dict[str, Any], list[list[Any]]]:
