@@ -38,6 +38,7 @@ from botocore.exceptions import (
     NoRegionError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 if TYPE_CHECKING:  # type information only: mypy-boto3-sqs is a development dependency
     from mypy_boto3_sqs import SQSClient
@@ -96,9 +97,10 @@ class CredentialsRejected(SqsError):
 
 
 class NotUnderstood(SqsError):
-    """The endpoint did not understand the request: an unknown action, or a bare HTTP status
-    instead of an SQS error code (LocalStack 0.14's ``500 {}`` to a JSON request), or an
-    action the endpoint does not implement (moto's move task)."""
+    """The endpoint did not understand the request: an unknown action, a bare HTTP status
+    instead of an SQS error code (LocalStack 0.14's ``500 {}`` to a JSON request), an answer
+    not in the protocol asked, or an action the endpoint does not implement (moto's move
+    task)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,9 +473,10 @@ def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = Non
         ) from None
     except NoRegionError:
         raise SqsError("no AWS region: pass --region or set AWS_REGION") from None
-    except BotoCoreError as error:  # first line only: a parser error quotes the whole body
-        text = f"{type(error).__name__}: {_first_line(str(error))}"
-        raise SqsError(f"SQS {what} failed: {text}") from None
+    except ResponseParserError as error:  # not in the protocol asked; the rest quotes the body
+        raise NotUnderstood(f"SQS {what} failed: {_first_line(str(error))}") from None
+    except BotoCoreError as error:
+        raise SqsError(f"SQS {what} failed: {type(error).__name__}: {error}") from None
     except NotImplementedError:
         raise NotUnderstood(f"SQS {what} failed: not implemented by this endpoint") from None
 
