@@ -53,31 +53,21 @@ MAX_PER_CALL: Final = 10  # SQS limit for ReceiveMessage / *Batch entries
 QUERY_MODEL_PATH: Final = Path(__file__).resolve().parent / "data"
 """A botocore data path: ``sqs/2012-11-05/service-2.json.gz`` of botocore 1.34.89."""
 _LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
+# SQS's error codes, by what they mean here (see call_sqs).
+# fmt: off
 _NOT_FOUND: Final = frozenset(
-    ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue")
+    {"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue"}
 )
-_NOT_UNDERSTOOD: Final = frozenset(
-    (
-        "InvalidAction",
-        "MissingAction",
-        "UnknownOperationException",
-        "InternalFailure",
-        "UnsupportedOperation",
-        "NotImplemented",
-    )
-)
-_CREDENTIALS: Final = frozenset(
-    (
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidSecurity",
-        "IncompleteSignature",
-        "AccessDenied",
-        "AccessDeniedException",
-    )
-)
+_NOT_UNDERSTOOD: Final = frozenset({
+    "InvalidAction", "MissingAction", "UnknownOperationException", "InternalFailure",
+    "UnsupportedOperation", "NotImplemented",
+})
+_CREDENTIALS: Final = frozenset({
+    "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+    "ExpiredToken", "InvalidSecurity", "IncompleteSignature", "AccessDenied",
+    "AccessDeniedException",
+})
+# fmt: on
 
 
 class SqsError(RuntimeError):
@@ -85,15 +75,15 @@ class SqsError(RuntimeError):
 
 
 class QueueNotFound(SqsError):
-    pass
+    """The queue does not exist."""
 
 
 class EndpointUnreachable(SqsError):
-    pass
+    """No connection, or no answer in time."""
 
 
 class CredentialsRejected(SqsError):
-    pass
+    """No credentials, or SQS refused them."""
 
 
 class NotUnderstood(SqsError):
@@ -138,28 +128,20 @@ class ClientOptions:
         if self.protocol == "query":
             # This session only: every other one in the process keeps botocore's JSON model.
             session.set_config_variable("data_path", str(QUERY_MODEL_PATH))
-        key = secret = None  # None: botocore's own chain (env, profile, instance role)
         if session.get_credentials() is None and _is_loopback(self.endpoint_url):
             # LocalStack and moto accept any key; spare users of the exercise's image from
             # configuring fake credentials. Never done for a real AWS endpoint.
-            key = secret = "test"
+            session.set_credentials("test", "test")
         config = Config(
             connect_timeout=3,
             # A long poll holds the response for WaitTimeSeconds; never time out before it.
             read_timeout=self.wait_seconds + 10,
-            retries={"mode": "standard", "max_attempts": 3}
-            if retry
-            else {"mode": "standard", "total_max_attempts": 1},
+            retries={"mode": "standard", "total_max_attempts": 4 if retry else 1},
         )
         client = call_sqs(
             "create the SQS client",
             lambda: session.create_client(
-                "sqs",
-                region_name=self.region,
-                endpoint_url=self.endpoint_url,
-                config=config,
-                aws_access_key_id=key,
-                aws_secret_access_key=secret,
+                "sqs", region_name=self.region, endpoint_url=self.endpoint_url, config=config
             ),
         )
         if self.protocol == "query":
@@ -236,6 +218,9 @@ class SqsQueue:
         """The same queue with its own client (for another worker thread)."""
         return SqsQueue(self.info, self._options)
 
+    def _call[T](self, what: str, call: Callable[[SQSClient], T]) -> T:
+        return call_sqs(what, lambda: call(self.client), queue_url=self.info.url)
+
     def receive(
         self, max_messages: int, *, wait_seconds: int, visibility_timeout: int
     ) -> list[Record]:
@@ -255,9 +240,9 @@ class SqsQueue:
     ) -> list[MessageTypeDef]:
         """One ReceiveMessage call, the messages as SQS gives them (with all their
         message attributes)."""
-        response = call_sqs(
+        response = self._call(
             "ReceiveMessage",
-            lambda: self.client.receive_message(
+            lambda c: c.receive_message(
                 QueueUrl=self.info.url,
                 MaxNumberOfMessages=max(1, min(MAX_PER_CALL, max_messages)),
                 WaitTimeSeconds=wait_seconds,
@@ -265,19 +250,15 @@ class SqsQueue:
                 MessageSystemAttributeNames=list(system_attributes),
                 MessageAttributeNames=["All"],
             ),
-            queue_url=self.info.url,
         )
         return response.get("Messages", [])
 
-    def send_batch(self, entries: Sequence[Mapping[str, Any]]) -> set[str]:
+    def send_batch(self, entries: Sequence[Any]) -> set[str]:
         """One SendMessageBatch (at most 10 entries); the ``Id``s SQS accepted."""
-        response = call_sqs(
+        entries = cast("list[SendMessageBatchRequestEntryTypeDef]", list(entries))
+        response = self._call(
             "SendMessageBatch",
-            lambda: self.client.send_message_batch(
-                QueueUrl=self.info.url,
-                Entries=cast("list[SendMessageBatchRequestEntryTypeDef]", list(entries)),
-            ),
-            queue_url=self.info.url,
+            lambda c: c.send_message_batch(QueueUrl=self.info.url, Entries=entries),
         )
         return {ok["Id"] for ok in response.get("Successful", [])}
 
@@ -285,12 +266,11 @@ class SqsQueue:
         """DeleteMessageBatch; returns the messageIds SQS did not delete."""
         failed: list[str] = []
         for chunk in _chunks(records):
-            response = call_sqs(
+            response = self._call(
                 "DeleteMessageBatch",
-                lambda chunk=chunk: self.client.delete_message_batch(  # type: ignore[misc]
+                lambda c, chunk=chunk: c.delete_message_batch(  # type: ignore[misc]
                     QueueUrl=self.info.url, Entries=_entries(chunk)
                 ),
-                queue_url=self.info.url,
             )
             failed += [str(chunk[int(f["Id"])]["messageId"]) for f in response.get("Failed", [])]
         return failed
@@ -303,13 +283,10 @@ class SqsQueue:
         failed as a whole."""
         if len(chunk) > MAX_PER_CALL:
             raise ValueError(f"at most {MAX_PER_CALL} records per call")
-        response = call_sqs(
+        entries = [e | {"VisibilityTimeout": seconds} for e in _entries(chunk)]
+        response = self._call(
             "ChangeMessageVisibilityBatch",
-            lambda: self.client.change_message_visibility_batch(
-                QueueUrl=self.info.url,
-                Entries=[e | {"VisibilityTimeout": seconds} for e in _entries(chunk)],
-            ),
-            queue_url=self.info.url,
+            lambda c: c.change_message_visibility_batch(QueueUrl=self.info.url, Entries=entries),
         )
         return [
             EntryFailure(int(f["Id"]), str(f.get("Code", "?")), bool(f.get("SenderFault")))
@@ -322,27 +299,25 @@ class SqsQueue:
 
     def source_queues(self) -> list[str]:
         """The URLs of the queues whose redrive policy names this one as their DLQ."""
-        return call_sqs(
+        return self._call(
             "ListDeadLetterSourceQueues",
-            lambda: self.client.list_dead_letter_source_queues(QueueUrl=self.info.url),
-            queue_url=self.info.url,
+            lambda c: c.list_dead_letter_source_queues(QueueUrl=self.info.url),
         ).get("queueUrls", [])
 
     def start_move_task(self, destination_arn: str) -> None:
-        """StartMessageMoveTask from this queue (a DLQ); :class:`NotUnderstood` where the
-        endpoint has none."""
-        call_sqs(
+        """StartMessageMoveTask from this queue (a DLQ); :class:`NotUnderstood` if none."""
+        self._call(
             "StartMessageMoveTask",
-            lambda: self.client.start_message_move_task(
+            lambda c: c.start_message_move_task(
                 SourceArn=self.info.arn, DestinationArn=destination_arn
             ),
         )
 
     def move_task(self) -> Mapping[str, Any]:
         """The latest message move task from this queue ({} if none)."""
-        tasks = call_sqs(
+        tasks = self._call(
             "ListMessageMoveTasks",
-            lambda: self.client.list_message_move_tasks(SourceArn=self.info.arn, MaxResults=1),
+            lambda c: c.list_message_move_tasks(SourceArn=self.info.arn, MaxResults=1),
         ).get("Results", [])
         return tasks[0] if tasks else {}
 
