@@ -174,6 +174,17 @@ def test_query_error_answers_become_one_line_errors_without_the_body(
     assert "\n" not in message and "SECRET-BODY" not in message and "<" not in message
 
 
+def test_an_endpoint_that_speaks_neither_protocol_keeps_the_json_error(
+    fixed: FixedAnswer,
+) -> None:
+    fixed.answer = (500, b"{}")  # to the JSON call, and to the query call (not XML)
+    url = f"{fixed.url}/000000000000/q"
+    with pytest.raises(NotUnderstood) as raised:
+        SqsQueue.open(url, endpoint_url=fixed.url, region="us-east-1", wait_seconds=0)
+    assert str(raised.value) == "SQS GetQueueAttributes failed: 500"
+    assert not sqs._QUERY_ENDPOINTS
+
+
 def test_the_query_model_is_for_its_own_sessions_only(moto_endpoint: str) -> None:
     query = ClientOptions(moto_endpoint, "us-east-1", 0, protocol="query").make_client()
     json_client = ClientOptions(moto_endpoint, "us-east-1", 0).make_client()
