@@ -29,7 +29,7 @@ from login_etl.table import SchemaError
 
 from .progress import ProgressDisplay, Stats, summary_line
 from .runner import MAX_BATCH_SIZE, Drainer, DrainOptions, StopSwitch
-from .sqs import SqsError, SqsQueue, call_sqs
+from .sqs import SqsError, SqsQueue
 
 PROG = "login-etl"
 EXIT_OK = 0
@@ -127,16 +127,12 @@ def _note_protocol(command: str, queue: SqsQueue) -> None:
 
 
 def _only_source_queue(dlq: SqsQueue) -> str:
-    sources = call_sqs(
-        "ListDeadLetterSourceQueues",
-        lambda: dlq.client.list_dead_letter_source_queues(QueueUrl=dlq.info.url),
-        queue_url=dlq.info.url,
-    ).get("queueUrls", [])
+    sources = dlq.source_queues()
     if len(sources) != 1:
         raise SqsError(
             f"the dead-letter queue has {len(sources)} source queues; pass --to-queue-url"
         )
-    return str(sources[0])
+    return sources[0]
 
 
 def drain(args: argparse.Namespace) -> int:

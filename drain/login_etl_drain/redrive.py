@@ -26,17 +26,9 @@ from typing import Any
 
 from login_etl.identity import ATTRIBUTE, Identity, IdentitySigner
 
-from .sqs import SqsError, SqsQueue, call_sqs
+from .sqs import NotUnderstood, SqsError, SqsQueue
 
 MAX_MESSAGE_ATTRIBUTES = 10  # SQS's limit per message
-
-_UNSUPPORTED = {
-    "UnsupportedOperation",
-    "InvalidAction",
-    "UnknownOperationException",
-    "InternalFailure",
-    "NotImplemented",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,48 +55,26 @@ def redrive(
     before = _visible(dlq)
     if method in ("auto", "move-task"):
         try:
-            moved = _move_task(dlq, destination, timeout_s, progress)
-            return RedriveResult("move-task", before, moved, _visible(dlq))
-        except _Unsupported:
+            dlq.start_move_task(destination.info.arn)
+        except NotUnderstood:  # e.g. LocalStack 0.14's "500 {}" for an action it lacks
             if method == "move-task":
                 raise SqsError("this endpoint does not support StartMessageMoveTask") from None
+        else:
+            moved = _await_move_task(dlq, timeout_s, progress)
+            return RedriveResult("move-task", before, moved, _visible(dlq))
     assert signer is not None
     moved, without = _copy_loop(dlq, destination, signer, timeout_s, progress)
     return RedriveResult("copy", before, moved, _visible(dlq), without)
-
-
-class _Unsupported(Exception):
-    pass
 
 
 def _visible(queue: SqsQueue) -> int:
     return queue.counts()[0]
 
 
-def _move_task(
-    dlq: SqsQueue, destination: SqsQueue, timeout_s: float, progress: Callable[[int], None]
-) -> int:
-    client = dlq.client
-    try:
-        client.start_message_move_task(SourceArn=dlq.info.arn, DestinationArn=destination.info.arn)
-    except Exception as error:  # noqa: BLE001 - classify, then re-raise as SqsError
-        code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-        # A bare HTTP status as the code: no SQS error at all, e.g. LocalStack 0.14's
-        # "500 {}" for an action it does not know.
-        if (
-            code in _UNSUPPORTED
-            or str(code).isdigit()
-            or isinstance(error, AttributeError | NotImplementedError)
-        ):
-            raise _Unsupported from None
-        raise SqsError(f"StartMessageMoveTask failed: {code or error}") from None
+def _await_move_task(dlq: SqsQueue, timeout_s: float, progress: Callable[[int], None]) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        tasks = call_sqs(
-            "ListMessageMoveTasks",
-            lambda: client.list_message_move_tasks(SourceArn=dlq.info.arn, MaxResults=1),
-        )["Results"]
-        task: Mapping[str, Any] = tasks[0] if tasks else {}
+        task = dlq.move_task()
         moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
         progress(moved)
         status = task.get("Status")
@@ -127,21 +97,12 @@ def _copy_loop(
     deadline = time.monotonic() + timeout_s
     fifo = destination.info.fifo
     while empty_polls < 2 and time.monotonic() < deadline:
-        messages = call_sqs(
-            "ReceiveMessage",
-            lambda: dlq.client.receive_message(
-                QueueUrl=dlq.info.url,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=1,
-                VisibilityTimeout=60,
-                MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=[
-                    "MessageGroupId",
-                    "MessageDeduplicationId",
-                    "SentTimestamp",
-                ],
-            ),
-        ).get("Messages", [])
+        messages = dlq.receive_messages(
+            10,
+            wait_seconds=1,
+            visibility_timeout=60,
+            system_attributes=["MessageGroupId", "MessageDeduplicationId", "SentTimestamp"],
+        )
         if not messages:
             empty_polls += 1
             continue
@@ -164,18 +125,12 @@ def _copy_loop(
                 # dropped.
                 entry["MessageDeduplicationId"] = message["MessageId"]
             entries.append(entry)
-        sent = call_sqs(
-            "SendMessageBatch",
-            lambda entries=entries: destination.client.send_message_batch(  # type: ignore[misc]
-                QueueUrl=destination.info.url, Entries=entries
-            ),
-        )
-        accepted = {int(ok["Id"]) for ok in sent.get("Successful", [])}
+        accepted = destination.send_batch(entries)
         # Delete only what the destination accepted; the rest reappears in the DLQ.
         to_delete = [
             {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"]}
             for i, m in enumerate(messages)
-            if i in accepted
+            if str(i) in accepted
         ]
         not_deleted = dlq.delete(to_delete)  # reappears later and is moved (again) then
         moved += len(to_delete) - len(not_deleted)

@@ -1,10 +1,16 @@
-"""SQS adapter: the only module of the drain that talks to SQS.
+"""SQS adapter: the one module that talks to SQS for ``drain``, ``redrive`` and the CLI
+(and localdev's tools for LocalStack 0.14.3).
 
-It receives messages the way the Lambda event source mapping does and hands them on
-as records of the Lambda SQS event (``messageId``, ``receiptHandle``, ``body``,
-``attributes``, ``md5OfBody``, ``eventSourceARN``, ...), so ``process_batch`` sees
-exactly what it sees in Lambda. Every boto3 / botocore error leaves this module as an
-:class:`SqsError` with a one-line message (never a message body).
+It receives messages the way the Lambda event source mapping does and hands them on as
+records of the Lambda SQS event (``messageId``, ``receiptHandle``, ``body``, ``attributes``,
+``md5OfBody``, ``eventSourceARN``, ...), so ``process_batch`` sees exactly what it sees in
+Lambda. Every botocore error leaves this module as an :class:`SqsError` with a one-line
+message (never a message body), classified once, in :func:`call_sqs`.
+
+Both protocols are botocore clients. The current botocore speaks only SQS's JSON protocol;
+an endpoint that speaks only the query protocol (LocalStack before 3.0) gets a client of a
+botocore session of its own whose data path holds botocore 1.34.89's SQS model (the last
+with ``protocol: query``, shipped in ``data/`` with botocore's notice).
 
     queue = SqsQueue.open("http://127.0.0.1:4566/000000000000/login-queue",
                           endpoint_url="http://127.0.0.1:4566", region="us-east-1")
@@ -17,12 +23,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
-import boto3
+import botocore.session
 from botocore.config import Config
-from botocore.credentials import Credentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -32,32 +38,36 @@ from botocore.exceptions import (
     NoRegionError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
-from .sqs_query import QuerySqsClient, is_query_error
+if TYPE_CHECKING:  # type information only: mypy-boto3-sqs is a development dependency
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
+    from mypy_boto3_sqs.type_defs import MessageTypeDef, SendMessageBatchRequestEntryTypeDef
 
 Record = dict[str, Any]
 """One record of a Lambda SQS event."""
+Protocol = Literal["json", "query"]
 
 MAX_PER_CALL: Final = 10  # SQS limit for ReceiveMessage / *Batch entries
+QUERY_MODEL_PATH: Final = Path(__file__).resolve().parent / "data"
+"""A botocore data path: ``sqs/2012-11-05/service-2.json.gz`` of botocore 1.34.89."""
 _LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
+# SQS's error codes, by what they mean here (see call_sqs).
+# fmt: off
 _NOT_FOUND: Final = frozenset(
-    ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue")
+    {"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue"}
 )
-_UNKNOWN_REQUEST: Final = frozenset(
-    ("InvalidAction", "MissingAction", "UnknownOperationException", "InternalFailure")
-)
-_CREDENTIALS: Final = frozenset(
-    (
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidSecurity",
-        "IncompleteSignature",
-        "AccessDenied",
-        "AccessDeniedException",
-    )
-)
+_NOT_UNDERSTOOD: Final = frozenset({
+    "InvalidAction", "MissingAction", "UnknownOperationException", "InternalFailure",
+    "UnsupportedOperation", "NotImplemented",
+})
+_CREDENTIALS: Final = frozenset({
+    "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+    "ExpiredToken", "InvalidSecurity", "IncompleteSignature", "AccessDenied",
+    "AccessDeniedException",
+})
+# fmt: on
 
 
 class SqsError(RuntimeError):
@@ -65,15 +75,22 @@ class SqsError(RuntimeError):
 
 
 class QueueNotFound(SqsError):
-    pass
+    """The queue does not exist."""
 
 
 class EndpointUnreachable(SqsError):
-    pass
+    """No connection, or no answer in time."""
 
 
 class CredentialsRejected(SqsError):
-    pass
+    """No credentials, or SQS refused them."""
+
+
+class NotUnderstood(SqsError):
+    """The endpoint did not understand the request: an unknown action, a bare HTTP status
+    instead of an SQS error code (LocalStack 0.14's ``500 {}`` to a JSON request), an answer
+    not in the protocol asked, or an action the endpoint does not implement (moto's move
+    task)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,44 +122,43 @@ class ClientOptions:
     wait_seconds: int
     protocol: Protocol = "json"
 
-    def make_client(self, *, retry: bool = True) -> Any:
+    def make_client(self, *, retry: bool = True) -> SQSClient:
         """A new client: one per worker, so connection pools are not shared."""
-        session = boto3.session.Session(region_name=self.region)
-        key = secret = None  # None: boto3's own chain (env, profile, instance role)
+        session = botocore.session.Session()
+        if self.protocol == "query":
+            # This session only: every other one in the process keeps botocore's JSON model.
+            session.set_config_variable("data_path", str(QUERY_MODEL_PATH))
         if session.get_credentials() is None and _is_loopback(self.endpoint_url):
             # LocalStack and moto accept any key; spare users of the exercise's image from
             # configuring fake credentials. Never done for a real AWS endpoint.
-            key = secret = "test"
-        # A long poll holds the response for WaitTimeSeconds; never time out before it.
-        read_timeout = self.wait_seconds + 10
-        if self.protocol == "query" and self.endpoint_url is not None:
-            credentials = Credentials(key, secret) if key and secret else session.get_credentials()
-            return QuerySqsClient(
-                self.endpoint_url,
-                region=self.region or session.region_name or "us-east-1",
-                credentials=credentials,
-                read_timeout=read_timeout,
-            )
+            session.set_credentials("test", "test")
         config = Config(
             connect_timeout=3,
-            read_timeout=read_timeout,
-            retries={"mode": "standard", "max_attempts": 3}
-            if retry
-            else {"mode": "standard", "total_max_attempts": 1},
+            # A long poll holds the response for WaitTimeSeconds; never time out before it.
+            read_timeout=self.wait_seconds + 10,
+            retries={"mode": "standard", "total_max_attempts": 4 if retry else 1},
         )
-        return call_sqs(
+        client = call_sqs(
             "create the SQS client",
-            lambda: session.client(
-                "sqs",
-                endpoint_url=self.endpoint_url,
-                config=config,
-                aws_access_key_id=key,
-                aws_secret_access_key=secret,
+            lambda: session.create_client(
+                "sqs", region_name=self.region, endpoint_url=self.endpoint_url, config=config
             ),
         )
+        if self.protocol == "query":
+            client.meta.events.register(
+                "provide-client-params.sqs.ReceiveMessage", _legacy_attribute_names
+            )
+        return cast("SQSClient", client)
 
 
-Protocol = Literal["json", "query"]
+def _legacy_attribute_names(params: dict[str, Any], **kwargs: Any) -> None:
+    """The query model knows system attributes only by their legacy name ``AttributeNames``
+    (``AttributeName.N``), the only one LocalStack before 3.0 understands."""
+    if "MessageSystemAttributeNames" in params:
+        names = params.pop("MessageSystemAttributeNames")
+        params["AttributeNames"] = [*params.get("AttributeNames", []), *names]
+
+
 _QUERY_ENDPOINTS: set[str] = set()
 """Endpoints found to speak only the query protocol in this process (asked once)."""
 
@@ -150,10 +166,12 @@ _QUERY_ENDPOINTS: set[str] = set()
 class SqsQueue:
     """One queue, one client. Not shared between threads."""
 
-    def __init__(self, info: QueueInfo, options: ClientOptions, client: Any = None) -> None:
+    def __init__(
+        self, info: QueueInfo, options: ClientOptions, client: SQSClient | None = None
+    ) -> None:
         self.info = info
         self._options = options
-        self._client = client if client is not None else options.make_client()
+        self.client: SQSClient = client if client is not None else options.make_client()
 
     @classmethod
     def open(
@@ -165,23 +183,23 @@ class SqsQueue:
         does not understand SQS's JSON protocol (LocalStack before 3.0) gets the query
         protocol from then on (:attr:`protocol` says which).
         """
-        if region is None and boto3.session.Session().region_name is None:
+        if region is None and botocore.session.Session().get_config_variable("region") is None:
             # Neither --region nor AWS_REGION / a profile: the queue URL may name it.
             region = region_from_url(url) or ("us-east-1" if _is_loopback(url) else None)
         options = ClientOptions(endpoint_url, region, wait_seconds)
         if endpoint_url in _QUERY_ENDPOINTS:
             options = replace(options, protocol="query")
 
-        def first_call(client: Any) -> dict[str, Any]:
-            return dict(
-                client.get_queue_attributes(
+        def first_call(client: SQSClient) -> Mapping[Any, str]:
+            return call_sqs(
+                "GetQueueAttributes",
+                lambda: client.get_queue_attributes(
                     QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"]
-                )["Attributes"]
+                )["Attributes"],
+                queue_url=url,
             )
 
-        options, client, attributes = call_sqs(
-            "GetQueueAttributes", lambda: _choose_protocol(options, first_call), queue_url=url
-        )
+        options, client, attributes = _choose_protocol(options, first_call)
         arn = str(attributes["QueueArn"])
         info = QueueInfo(
             url=url,
@@ -196,43 +214,63 @@ class SqsQueue:
         """``json`` (AWS, LocalStack 3.0 and later, moto) or ``query`` (older endpoints)."""
         return self._options.protocol
 
-    @property
-    def client(self) -> Any:
-        """The SQS client (boto3's, or :class:`QuerySqsClient` with the same methods)."""
-        return self._client
-
     def clone(self) -> SqsQueue:
         """The same queue with its own client (for another worker thread)."""
         return SqsQueue(self.info, self._options)
+
+    def _call[T](self, what: str, call: Callable[[SQSClient], T]) -> T:
+        return call_sqs(what, lambda: call(self.client), queue_url=self.info.url)
 
     def receive(
         self, max_messages: int, *, wait_seconds: int, visibility_timeout: int
     ) -> list[Record]:
         """One ReceiveMessage call (long poll), as Lambda event records."""
-        response = call_sqs(
+        messages = self.receive_messages(
+            max_messages, wait_seconds=wait_seconds, visibility_timeout=visibility_timeout
+        )
+        return [to_event_record(m, self.info) for m in messages]
+
+    def receive_messages(
+        self,
+        max_messages: int,
+        *,
+        wait_seconds: int,
+        visibility_timeout: int,
+        system_attributes: Sequence[MessageSystemAttributeNameType] = ("All",),
+    ) -> list[MessageTypeDef]:
+        """One ReceiveMessage call, the messages as SQS gives them (with all their
+        message attributes)."""
+        response = self._call(
             "ReceiveMessage",
-            lambda: self._client.receive_message(
+            lambda c: c.receive_message(
                 QueueUrl=self.info.url,
                 MaxNumberOfMessages=max(1, min(MAX_PER_CALL, max_messages)),
                 WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=visibility_timeout,
-                MessageSystemAttributeNames=["All"],
+                MessageSystemAttributeNames=list(system_attributes),
                 MessageAttributeNames=["All"],
             ),
-            queue_url=self.info.url,
         )
-        return [to_event_record(m, self.info) for m in response.get("Messages", [])]
+        return response.get("Messages", [])
+
+    def send_batch(self, entries: Sequence[Any]) -> set[str]:
+        """One SendMessageBatch (at most 10 entries); the ``Id``s SQS accepted."""
+        entries = cast("list[SendMessageBatchRequestEntryTypeDef]", list(entries))
+        response = self._call(
+            "SendMessageBatch",
+            lambda c: c.send_message_batch(QueueUrl=self.info.url, Entries=entries),
+        )
+        return {ok["Id"] for ok in response.get("Successful", [])}
 
     def delete(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
         """DeleteMessageBatch; returns the messageIds SQS did not delete."""
         failed: list[str] = []
         for chunk in _chunks(records):
-            response = call_sqs(
+            response = self._call(
                 "DeleteMessageBatch",
-                lambda chunk=chunk: self._client.delete_message_batch(  # type: ignore[misc]
+                lambda c, chunk=chunk: c.delete_message_batch(  # type: ignore[misc]
                     QueueUrl=self.info.url, Entries=_entries(chunk)
                 ),
-                queue_url=self.info.url,
             )
             failed += [str(chunk[int(f["Id"])]["messageId"]) for f in response.get("Failed", [])]
         return failed
@@ -245,13 +283,10 @@ class SqsQueue:
         failed as a whole."""
         if len(chunk) > MAX_PER_CALL:
             raise ValueError(f"at most {MAX_PER_CALL} records per call")
-        response = call_sqs(
+        entries = [e | {"VisibilityTimeout": seconds} for e in _entries(chunk)]
+        response = self._call(
             "ChangeMessageVisibilityBatch",
-            lambda: self._client.change_message_visibility_batch(
-                QueueUrl=self.info.url,
-                Entries=[e | {"VisibilityTimeout": seconds} for e in _entries(chunk)],
-            ),
-            queue_url=self.info.url,
+            lambda c: c.change_message_visibility_batch(QueueUrl=self.info.url, Entries=entries),
         )
         return [
             EntryFailure(int(f["Id"]), str(f.get("Code", "?")), bool(f.get("SenderFault")))
@@ -260,7 +295,31 @@ class SqsQueue:
 
     def counts(self) -> tuple[int, int]:
         """(visible, in flight) as SQS approximates them."""
-        return queue_counts(self._client, self.info.url)
+        return queue_counts(self.client, self.info.url)
+
+    def source_queues(self) -> list[str]:
+        """The URLs of the queues whose redrive policy names this one as their DLQ."""
+        return self._call(
+            "ListDeadLetterSourceQueues",
+            lambda c: c.list_dead_letter_source_queues(QueueUrl=self.info.url),
+        ).get("queueUrls", [])
+
+    def start_move_task(self, destination_arn: str) -> None:
+        """StartMessageMoveTask from this queue (a DLQ); :class:`NotUnderstood` if none."""
+        self._call(
+            "StartMessageMoveTask",
+            lambda c: c.start_message_move_task(
+                SourceArn=self.info.arn, DestinationArn=destination_arn
+            ),
+        )
+
+    def move_task(self) -> Mapping[str, Any]:
+        """The latest message move task from this queue ({} if none)."""
+        tasks = self._call(
+            "ListMessageMoveTasks",
+            lambda c: c.list_message_move_tasks(SourceArn=self.info.arn, MaxResults=1),
+        ).get("Results", [])
+        return tasks[0] if tasks else {}
 
 
 def to_event_record(message: Mapping[str, Any], queue: QueueInfo) -> Record:
@@ -301,7 +360,7 @@ def _event_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
     }
     if "StringValue" in value:
         converted["stringValue"] = value["StringValue"]
-    if "BinaryValue" in value:  # boto3 gives bytes; the Lambda event carries base64
+    if "BinaryValue" in value:  # botocore gives bytes; the Lambda event carries base64
         converted["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
     return converted
 
@@ -311,7 +370,7 @@ def _chunks(records: Sequence[Mapping[str, Any]]) -> Iterator[Sequence[Mapping[s
         yield records[start : start + MAX_PER_CALL]
 
 
-def _entries(chunk: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _entries(chunk: Sequence[Mapping[str, Any]]) -> list[Any]:
     # Entry ids only need to be unique per call; the index maps failures back.
     return [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)]
 
@@ -327,13 +386,13 @@ def _is_loopback(url: str | None) -> bool:
 
 
 def _choose_protocol[T](
-    options: ClientOptions, call: Callable[[Any], T]
-) -> tuple[ClientOptions, Any, T]:
+    options: ClientOptions, call: Callable[[SQSClient], T]
+) -> tuple[ClientOptions, SQSClient, T]:
     """Make the first call in JSON; if the endpoint does not understand it, in query.
 
-    Only an endpoint other than AWS's own is asked in query, and only when the JSON
-    call failed without an SQS error code (LocalStack 0.14: HTTP 500, body ``{}``). If
-    the query call is not understood either, the JSON call's error stands.
+    Only an endpoint other than AWS's own is asked in query, and only when the JSON call
+    was not understood (LocalStack 0.14: HTTP 500, body ``{}``). If the query call is not
+    understood either, the JSON call's error stands.
     """
     if options.protocol == "query" or options.endpoint_url is None:
         client = options.make_client()
@@ -341,28 +400,24 @@ def _choose_protocol[T](
     try:
         # One attempt: a server that does not speak JSON answers every retry the same.
         result = call(options.make_client(retry=False))
-    except ClientError as json_error:
-        if not _protocol_mismatch(json_error):
-            client = options.make_client()  # an SQS error or a transient one: retry as usual
-            return options, client, call(client)
+    except NotUnderstood as json_error:
         query = replace(options, protocol="query")
         client = query.make_client()
         try:
             result = call(client)
-        except ClientError as query_error:
-            if is_query_error(query_error):  # it speaks query: its error is the real one
-                _QUERY_ENDPOINTS.add(str(options.endpoint_url))
-                raise
+        except NotUnderstood:
             raise json_error from None
-        _QUERY_ENDPOINTS.add(str(options.endpoint_url))
+        except SqsError:  # an answer in query: its error is the real one
+            _QUERY_ENDPOINTS.add(options.endpoint_url)
+            raise
+        _QUERY_ENDPOINTS.add(options.endpoint_url)
         return query, client, result
+    except EndpointUnreachable:
+        raise
+    except SqsError:  # an SQS error or a transient one: retry as usual
+        client = options.make_client()
+        return options, client, call(client)
     return options, options.make_client(), result
-
-
-def _protocol_mismatch(error: ClientError) -> bool:
-    """A JSON-protocol call refused without an SQS error code, or as an unknown action."""
-    code = str(error.response.get("Error", {}).get("Code", ""))
-    return code.isdigit() or code in _UNKNOWN_REQUEST
 
 
 def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = None) -> T:
@@ -380,7 +435,9 @@ def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = Non
                 f"SQS refused the AWS credentials ({code}{': ' + text if text else ''}); "
                 "check AWS_PROFILE / AWS_ACCESS_KEY_ID and the queue's permissions"
             ) from None
-        raise SqsError(f"SQS {what} failed: {code}{': ' + text if text else ''}") from None
+        # A bare HTTP status as the code: no SQS error at all.
+        kind = NotUnderstood if code.isdigit() or code in _NOT_UNDERSTOOD else SqsError
+        raise kind(f"SQS {what} failed: {code}{': ' + text if text else ''}") from None
     except (EndpointConnectionError, ConnectTimeoutError) as error:
         raise EndpointUnreachable(f"cannot reach the SQS endpoint: {error}") from None
     except ReadTimeoutError as error:
@@ -391,11 +448,15 @@ def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = Non
         ) from None
     except NoRegionError:
         raise SqsError("no AWS region: pass --region or set AWS_REGION") from None
+    except ResponseParserError as error:  # not in the protocol asked; the rest quotes the body
+        raise NotUnderstood(f"SQS {what} failed: {_first_line(str(error))}") from None
     except BotoCoreError as error:
         raise SqsError(f"SQS {what} failed: {type(error).__name__}: {error}") from None
+    except NotImplementedError:
+        raise NotUnderstood(f"SQS {what} failed: not implemented by this endpoint") from None
 
 
-def queue_counts(client: Any, queue_url: str) -> tuple[int, int]:
+def queue_counts(client: SQSClient, queue_url: str) -> tuple[int, int]:
     """(visible, in flight) messages of a queue, as SQS approximates them."""
     attributes = call_sqs(
         "GetQueueAttributes",

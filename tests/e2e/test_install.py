@@ -95,6 +95,10 @@ def test_pip_install_gives_a_working_drain(
     names = top_level_names(site)
     assert {"login_etl", "login_etl_drain", "pg8000", "aws_lambda_powertools", "boto3"} <= names
     assert not names & {"localdev", "tests", "app", "handler", "drain"}
+    # The query-protocol SQS model ships as package data, with botocore's notice.
+    data = site / "login_etl_drain" / "data"
+    assert (data / "sqs" / "2012-11-05" / "service-2.json.gz").is_file()
+    assert (data / "NOTICE").is_file() and (data / "LICENSE.txt").is_file()
 
     usage = run(venv / "bin" / "login-etl", "drain", "--help", cwd=tmp_path, env=clean_env())
     assert "--queue-url" in usage

@@ -128,7 +128,7 @@ def identity_scenario(sqs: Any, endpoint: str, name: str, *, days_ago: int = 3) 
     - ``earlier``: already in the DLQ with the identity of an earlier redrive: a message
       first sent ``days_ago`` days ago.
 
-    ``sqs`` is a boto3 SQS client or a ``QuerySqsClient``; the masking key and database
+    ``sqs`` is an SQS client of either protocol; the masking key and database
     come from the environment (the ``db`` fixture). Returns a ``SimpleNamespace``.
     """
     import time

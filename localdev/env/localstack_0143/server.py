@@ -14,11 +14,11 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from localdev.env.localstack_0143 import venv
 
@@ -39,9 +39,6 @@ _SCRUBBED = {
     "LOCALSTACK_AUTH_TOKEN",
     "PERSISTENCE",
 }
-
-# Only loopback: no proxy between us and the server.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass
@@ -78,13 +75,14 @@ class Server:
         return not cmdline.exists() or b"localstack" in cmdline.read_bytes()
 
     def answers_sqs(self) -> bool:
-        """True once SQS answers a query-protocol ListQueues with 200 (its provider loaded)."""
-        url = f"{self.endpoint}/?Action=ListQueues&Version=2012-11-05"
+        """True once SQS answers a query-protocol ListQueues (its provider loaded)."""
+        from localdev.env.localstack_0143.loader import client  # the drain's own botocore
+
         try:
-            with _opener.open(url, timeout=5) as response:
-                return bool(response.status == 200)
-        except (OSError, urllib.error.URLError):
+            client(self.endpoint, retry=False).list_queues()
+        except (BotoCoreError, ClientError):
             return False
+        return True
 
     def rss_bytes(self) -> int:
         """Resident memory of the server's process group (0 if it is gone)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from localdev.env import localstack_0143 as ls0143
-from localdev.env.localstack_0143 import loader, query
+from localdev.env.localstack_0143 import loader
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,19 +40,12 @@ class LocalStack0143:
         self, name: str = ls0143.QUEUE_NAME, records: Sequence[loader.Record] | None = None
     ) -> str:
         """Delete queue ``name`` if it exists, create it, send ``records`` (default: the
-        exercise's 100) one ``send_message`` each, with 0.14.3's own boto3. Returns its URL."""
+        exercise's 100) one ``send_message`` each, as the image does. Returns its URL."""
         return ls0143.load_queue(self.endpoint, name, records)
 
     def attributes(self, queue_url: str) -> dict[str, str]:
-        """GetQueueAttributes(All) over the raw query protocol."""
-        answer = query.call(
-            self.endpoint, "GetQueueAttributes", {"QueueUrl": queue_url, "AttributeName.1": "All"}
-        )
-        assert answer.status == 200, answer.body
-        return {
-            a.findtext("Name", ""): a.findtext("Value", "")
-            for a in answer.findall("GetQueueAttributesResult/Attribute")
-        }
+        """GetQueueAttributes(All), with the project's query-protocol client."""
+        return loader.queue_attributes(self.endpoint, queue_url)
 
 
 @pytest.fixture(scope="session")

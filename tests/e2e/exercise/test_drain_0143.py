@@ -15,11 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from botocore.credentials import Credentials
 
+from localdev.env.localstack_0143 import loader
 from localdev.traffic import exercise_queue_records
 from login_etl_drain import cli
-from login_etl_drain.sqs_query import QuerySqsClient
 from tests.conftest import Databases, Db
 from tests.e2e.exercise.conftest import LocalStack0143
 from tests.support.drain import identity_scenario
@@ -198,9 +197,7 @@ def test_a_redriven_message_keeps_its_identity_over_the_query_protocol(
     attribute over the query protocol, and the drain receives it back."""
     database_url = databases.create()
     monkeypatch.setenv("DATABASE_URL", database_url)
-    sqs = QuerySqsClient(
-        localstack_0143.endpoint, region="us-east-1", credentials=Credentials("test", "test")
-    )
+    sqs = loader.client(localstack_0143.endpoint)
     case = identity_scenario(sqs, localstack_0143.endpoint, "identity-0143")
     db = Db(database_url)
     assert db.count() == 1

@@ -1,15 +1,17 @@
 """The exercise's environment as its image builds it: LocalStack 0.14.3 with ``login-queue``
 holding the 100 records, one ``send_message`` each. Also pins the 0.14.3 behaviours the project's
-query-protocol SQS client depends on (epoch-second ``SentTimestamp``, legacy ``AttributeName``)."""
+query-protocol SQS client depends on (epoch-second ``SentTimestamp``, legacy ``AttributeName``),
+through that client: the project's botocore with botocore 1.34.89's SQS model."""
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
-from localdev.env.localstack_0143 import loader, query
+from localdev.env.localstack_0143 import loader
 from localdev.traffic import exercise_queue_records
 from tests.e2e.exercise.conftest import LocalStack0143
 
@@ -18,32 +20,38 @@ pytestmark = pytest.mark.exercise
 LOGIN_KEYS = {"user_id", "app_version", "device_type", "ip", "locale", "device_id"}
 
 
-def receive(ls: LocalStack0143, queue_url: str, **params: str) -> list[dict[str, object]]:
-    answer = query.call(
-        ls.endpoint,
-        "ReceiveMessage",
-        {"QueueUrl": queue_url, "MaxNumberOfMessages": "10", "VisibilityTimeout": "30", **params},
-    )
-    assert answer.status == 200, answer.body
-    return [
-        {
-            "body": m.findtext("Body"),
-            "attributes": {
-                a.findtext("Name", ""): a.findtext("Value", "") for a in m.findall("Attribute")
-            },
-        }
-        for m in answer.findall("ReceiveMessageResult/Message")
-    ]
+def system_attribute_name(request: Any, **kwargs: Any) -> None:
+    """Send the current name ``MessageSystemAttributeName.N``, which the query model (whose
+    ``AttributeNames`` is the legacy ``AttributeName.N``) has no member for."""
+    form = request.data  # the form fields, still a dict before signing
+    for key in [k for k in form if k.startswith("AttributeName.")]:
+        form[key.replace("AttributeName.", "MessageSystemAttributeName.")] = form.pop(key)
 
 
 def drain(
-    ls: LocalStack0143, queue_url: str, expected: int, **params: str
+    ls: LocalStack0143, queue_url: str, expected: int, *, attributes: str | None = None
 ) -> list[dict[str, object]]:
-    """Receive until ``expected`` messages came (bounded: loaded machines are slow)."""
+    """Receive until ``expected`` messages came (bounded: loaded machines are slow), asking
+    for all system attributes as ``attributes`` (``AttributeName``,
+    ``MessageSystemAttributeName``) or not at all."""
+    sqs = loader.client(ls.endpoint)
+    params: dict[str, Any] = {"AttributeNames": ["All"]} if attributes else {}
+    if attributes == "MessageSystemAttributeName":
+        sqs.meta.events.register("before-sign.sqs.ReceiveMessage", system_attribute_name)
     got: list[dict[str, object]] = []
     deadline = time.monotonic() + 120
     while len(got) < expected and time.monotonic() < deadline:
-        got += receive(ls, queue_url, WaitTimeSeconds="1", **params)
+        answer = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=30,
+            WaitTimeSeconds=1,
+            **params,
+        )
+        got += [
+            {"body": m.get("Body"), "attributes": dict(m.get("Attributes", {}))}
+            for m in answer.get("Messages", [])
+        ]
     assert len(got) == expected, f"received {len(got)} of {expected}"
     return got
 
@@ -66,11 +74,9 @@ def test_exercise_records_have_the_exercise_data_shape() -> None:
 def test_login_queue_is_loaded_like_the_image(localstack_0143: LocalStack0143) -> None:
     url = localstack_0143.load_queue()
     assert url == localstack_0143.queue_url("login-queue")
-    assert localstack_0143.attributes(url)["ApproximateNumberOfMessages"] == "100"
-    # the old boto3 sees the same
-    old = loader.queue_attributes(localstack_0143.endpoint, url)
-    assert old["ApproximateNumberOfMessages"] == "100"
-    assert old["QueueArn"] == "arn:aws:sqs:us-east-1:000000000000:login-queue"
+    attributes = localstack_0143.attributes(url)
+    assert attributes["ApproximateNumberOfMessages"] == "100"
+    assert attributes["QueueArn"] == "arn:aws:sqs:us-east-1:000000000000:login-queue"
 
     bodies = [m["body"] for m in drain(localstack_0143, url, 100)]
     assert sorted(str(b) for b in bodies) == sorted(json.dumps(r) for r in exercise_queue_records())
@@ -81,7 +87,7 @@ def test_sent_timestamp_is_in_epoch_seconds(localstack_0143: LocalStack0143) -> 
     url = localstack_0143.load_queue("sent-timestamp-queue", exercise_queue_records()[:5])
     after = time.time()
 
-    messages = drain(localstack_0143, url, 5, **{"AttributeName.1": "All"})
+    messages = drain(localstack_0143, url, 5, attributes="AttributeName")
     for message in messages:
         attributes = message["attributes"]
         assert isinstance(attributes, dict)
@@ -93,7 +99,7 @@ def test_sent_timestamp_is_in_epoch_seconds(localstack_0143: LocalStack0143) -> 
 
 def test_message_system_attribute_name_is_ignored(localstack_0143: LocalStack0143) -> None:
     url = localstack_0143.load_queue("system-attribute-queue", exercise_queue_records()[:3])
-    messages = drain(localstack_0143, url, 3, **{"MessageSystemAttributeName.1": "All"})
+    messages = drain(localstack_0143, url, 3, attributes="MessageSystemAttributeName")
     assert all(m["attributes"] == {} for m in messages)  # 0.14.3 knows only AttributeName.N
 
 

@@ -1,7 +1,9 @@
-"""The query-protocol SQS client and the protocol choice, against moto's server over HTTP.
+"""The adapter's clients of both protocols and the protocol choice, against moto's server
+over HTTP.
 
-moto answers both protocols, so it checks our requests and parsing independently of
-LocalStack; LocalStack 0.14.3 itself (query only) is in ``tests/e2e/exercise``.
+moto answers both protocols, so it checks the query client (the project's botocore with
+botocore 1.34.89's SQS model, shipped in ``login_etl_drain/data``) independently of LocalStack;
+LocalStack 0.14.3 itself (query only) is in ``tests/e2e/exercise``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
 
 from login_etl_drain import cli, sqs
-from login_etl_drain.sqs import QueueNotFound, SqsQueue, call_sqs
-from login_etl_drain.sqs_query import QuerySqsClient, parse_response, serialize
+from login_etl_drain.sqs import (
+    ClientOptions,
+    NotUnderstood,
+    QueueNotFound,
+    SqsError,
+    SqsQueue,
+    call_sqs,
+)
 from tests.support.drain import BAD_MESSAGE, Db, login_bodies
 
 pytestmark = pytest.mark.integration
@@ -36,9 +42,13 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
+def query_client(endpoint: str) -> Any:
+    return ClientOptions(endpoint, "us-east-1", 0, protocol="query").make_client()
+
+
 @pytest.fixture
-def client(moto_endpoint: str) -> QuerySqsClient:
-    return QuerySqsClient(moto_endpoint, region="us-east-1", credentials=Credentials("k", "s"))
+def client(moto_endpoint: str) -> Any:
+    return query_client(moto_endpoint)
 
 
 @pytest.fixture(autouse=True)
@@ -92,86 +102,99 @@ def query_only(moto_endpoint: str) -> Iterator[QueryOnlyFront]:
     front.close()
 
 
-def new_queue(client: QuerySqsClient, name: str, **attributes: str) -> str:
+def new_queue(client: Any, name: str, **attributes: str) -> str:
     return str(client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
 
 
 # --- requests and responses ------------------------------------------------------------
 
 
-def test_requests_use_the_query_protocols_names() -> None:
-    assert serialize(
-        "ReceiveMessage",
-        {
-            "QueueUrl": "u",
-            "MaxNumberOfMessages": 10,
-            "AttributeNames": ["QueueArn"],
-            "MessageSystemAttributeNames": ["All"],
-            "MessageAttributeNames": ["All"],
-        },
-    ) == {
-        "Action": "ReceiveMessage",
-        "Version": "2012-11-05",
-        "QueueUrl": "u",
-        "MaxNumberOfMessages": "10",
-        "AttributeName.1": "QueueArn",
-        "AttributeName.2": "All",
-        "MessageAttributeName.1": "All",
-    }
-    assert serialize(
-        "SendMessageBatch",
-        {
-            "QueueUrl": "u",
-            "Entries": [
-                {
-                    "Id": "0",
-                    "MessageBody": "b",
-                    "MessageAttributes": {"k": {"DataType": "Binary", "BinaryValue": b"\x00"}},
-                }
-            ],
-        },
-    ) == {
-        "Action": "SendMessageBatch",
-        "Version": "2012-11-05",
-        "QueueUrl": "u",
-        "SendMessageBatchRequestEntry.1.Id": "0",
-        "SendMessageBatchRequestEntry.1.MessageBody": "b",
-        "SendMessageBatchRequestEntry.1.MessageAttribute.1.Name": "k",
-        "SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.DataType": "Binary",
-        "SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.BinaryValue": "AA==",
-    }
-    assert serialize("CreateQueue", {"QueueName": "q", "Attributes": {"DelaySeconds": "0"}}) == {
-        "Action": "CreateQueue",
-        "Version": "2012-11-05",
-        "QueueName": "q",
-        "Attribute.1.Name": "DelaySeconds",
-        "Attribute.1.Value": "0",
-    }
+class FixedAnswer:
+    """An endpoint that answers every request with one status and body."""
+
+    def __init__(self) -> None:
+        self.answer = (200, b"")
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, content = front.answer
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def fixed() -> Iterator[FixedAnswer]:
+    endpoint = FixedAnswer()
+    yield endpoint
+    endpoint.server.shutdown()
+    endpoint.server.server_close()
+
+
+_NOT_FOUND_XML = (
+    b'<?xml version="1.0"?><ErrorResponse xmlns="http://queue.amazonaws.com/doc/'
+    b'2012-11-05/"><Error><Type>Sender</Type><Code>AWS.SimpleQueueService.'
+    b"NonExistentQueue</Code><Message>no such queue</Message></Error>"
+    b"<RequestId>r</RequestId></ErrorResponse>"
+)
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "code"),
+    ("status", "body", "error", "text"),
     [
-        (500, b"{}", "500"),  # what LocalStack 0.14 says to a JSON request
-        (502, b"<html>Bad gateway</html>", "502"),
-        (
-            400,
-            b'<?xml version="1.0"?><ErrorResponse xmlns="http://queue.amazonaws.com/doc/'
-            b'2012-11-05/"><Error><Type>Sender</Type><Code>AWS.SimpleQueueService.'
-            b"NonExistentQueue</Code><Message>no such queue</Message></Error>"
-            b"<RequestId>r</RequestId></ErrorResponse>",
-            "AWS.SimpleQueueService.NonExistentQueue",
-        ),
+        (500, b"{}", NotUnderstood, "invalid XML"),  # what LocalStack 0.14 says to JSON
+        (502, b"<html>Bad gateway SECRET-BODY</html>", NotUnderstood, "failed: 502"),
+        (500, b"not XML SECRET-BODY\nsecond line", NotUnderstood, "invalid XML"),
+        (200, b"SECRET-BODY", NotUnderstood, "invalid XML"),
+        (400, _NOT_FOUND_XML, QueueNotFound, "(AWS.SimpleQueueService.NonExistentQueue)"),
     ],
 )
-def test_error_responses_become_client_errors(status: int, body: bytes, code: str) -> None:
-    with pytest.raises(ClientError) as raised:
-        parse_response("GetQueueUrl", status, body)
-    assert raised.value.response["Error"]["Code"] == code
-    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+def test_query_error_answers_become_one_line_errors_without_the_body(
+    fixed: FixedAnswer, status: int, body: bytes, error: type[SqsError], text: str
+) -> None:
+    fixed.answer = (status, body)
+    client = ClientOptions(fixed.url, "us-east-1", 0, protocol="query").make_client(retry=False)
+    with pytest.raises(SqsError) as raised:
+        call_sqs(
+            "GetQueueUrl", lambda: client.get_queue_url(QueueName="q"), queue_url=fixed.url + "/q"
+        )
+    assert type(raised.value) is error
+    message = str(raised.value)
+    assert text in message
+    assert "\n" not in message and "SECRET-BODY" not in message and "<" not in message
 
 
-def test_every_call_the_drain_and_redrive_make(client: QuerySqsClient) -> None:
+def test_an_endpoint_that_speaks_neither_protocol_keeps_the_json_error(
+    fixed: FixedAnswer,
+) -> None:
+    fixed.answer = (500, b"{}")  # to the JSON call, and to the query call (not XML)
+    url = f"{fixed.url}/000000000000/q"
+    with pytest.raises(NotUnderstood) as raised:
+        SqsQueue.open(url, endpoint_url=fixed.url, region="us-east-1", wait_seconds=0)
+    assert str(raised.value) == "SQS GetQueueAttributes failed: 500"
+    assert not sqs._QUERY_ENDPOINTS
+
+
+def test_the_query_model_is_for_its_own_sessions_only(moto_endpoint: str) -> None:
+    query = ClientOptions(moto_endpoint, "us-east-1", 0, protocol="query").make_client()
+    json_client = ClientOptions(moto_endpoint, "us-east-1", 0).make_client()
+    assert query.meta.service_model.protocol == "query"
+    assert json_client.meta.service_model.protocol == "json"
+    assert (sqs.QUERY_MODEL_PATH / "sqs" / "2012-11-05" / "service-2.json.gz").is_file()
+    assert (sqs.QUERY_MODEL_PATH / "NOTICE").read_text().startswith("Botocore")
+
+
+def test_every_call_the_drain_and_redrive_make(client: Any) -> None:
     dlq = new_queue(client, "query-calls-dlq")
     dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -196,7 +219,7 @@ def test_every_call_the_drain_and_redrive_make(client: QuerySqsClient) -> None:
         QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "two"}, {"Id": "b", "MessageBody": "3"}]
     )
     assert sorted(e["Id"] for e in batch["Successful"]) == ["a", "b"]
-    assert batch["Failed"] == []
+    assert batch.get("Failed", []) == []  # botocore leaves out an empty list
 
     messages = client.receive_message(
         QueueUrl=url,
@@ -214,7 +237,8 @@ def test_every_call_the_drain_and_redrive_make(client: QuerySqsClient) -> None:
     }
     assert first["MD5OfBody"] == sent["MD5OfMessageBody"]
     assert first["Attributes"]["ApproximateReceiveCount"] == "1"
-    assert int(first["Attributes"]["SentTimestamp"]) > 1_000_000_000_000  # moto: ms
+    # Real SQS and moto: milliseconds (LocalStack 0.14.3: seconds, tests/e2e/exercise).
+    assert int(first["Attributes"]["SentTimestamp"]) > 1_000_000_000_000
 
     handles = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
     changed = client.change_message_visibility_batch(
@@ -231,9 +255,7 @@ def test_every_call_the_drain_and_redrive_make(client: QuerySqsClient) -> None:
     )["Attributes"] == {"ApproximateNumberOfMessagesNotVisible": "1"}
 
 
-def test_a_missing_queue_is_the_adapters_queue_not_found(
-    client: QuerySqsClient, moto_endpoint: str
-) -> None:
+def test_a_missing_queue_is_the_adapters_queue_not_found(client: Any, moto_endpoint: str) -> None:
     url = f"{moto_endpoint}/123456789012/no-such-queue"
     with pytest.raises(QueueNotFound, match="does not exist"):
         call_sqs(
@@ -246,19 +268,20 @@ def test_a_missing_queue_is_the_adapters_queue_not_found(
 # --- which protocol an endpoint gets ----------------------------------------------------
 
 
-def test_an_endpoint_that_speaks_json_keeps_it(client: QuerySqsClient, moto_endpoint: str) -> None:
+def test_an_endpoint_that_speaks_json_keeps_it(client: Any, moto_endpoint: str) -> None:
     url = new_queue(client, "speaks-json")
     queue = SqsQueue.open(url, endpoint_url=moto_endpoint, region="us-east-1", wait_seconds=0)
     assert queue.protocol == "json"
-    assert type(queue.client).__name__ == "SQS"  # boto3's own client
+    assert queue.client.meta.service_model.protocol == "json"  # botocore's own model
 
 
 def test_an_endpoint_that_refuses_json_gets_query_once(
-    client: QuerySqsClient, query_only: QueryOnlyFront
+    client: Any, query_only: QueryOnlyFront
 ) -> None:
     url = new_queue(client, "query-only")
     queue = SqsQueue.open(url, endpoint_url=query_only.url, region="us-east-1", wait_seconds=0)
     assert queue.protocol == "query"
+    assert queue.client.meta.service_model.protocol == "query"
     assert query_only.json_requests == 1  # one attempt, no retries of a hopeless request
     assert queue.clone().protocol == "query"
     again = SqsQueue.open(url, endpoint_url=query_only.url, region="us-east-1", wait_seconds=0)
@@ -282,7 +305,7 @@ def test_aws_itself_is_never_asked_in_query(moto_sqs: Any) -> None:
 
 
 def test_drain_over_the_query_protocol(
-    client: QuerySqsClient,
+    client: Any,
     query_only: QueryOnlyFront,
     db: Db,
     capsys: pytest.CaptureFixture[str],
@@ -321,7 +344,7 @@ def test_drain_over_the_query_protocol(
     assert query_only.json_requests == 1
 
 
-def test_message_attributes_of_batch_entries_go_both_ways(client: QuerySqsClient) -> None:
+def test_message_attributes_of_batch_entries_go_both_ways(client: Any) -> None:
     """What the redrive's copy loop sends (SendMessageBatch entries with attributes) and
     what the drain receives (MessageAttributeNames=All), in the query protocol."""
     url = new_queue(client, "query-attributes")
@@ -336,7 +359,7 @@ def test_message_attributes_of_batch_entries_go_both_ways(client: QuerySqsClient
     sent = client.send_message_batch(
         QueueUrl=url, Entries=[{"Id": "0", "MessageBody": "b", "MessageAttributes": attributes}]
     )
-    assert sent["Failed"] == [] and sent["Successful"][0]["MD5OfMessageAttributes"]
+    assert sent.get("Failed", []) == [] and sent["Successful"][0]["MD5OfMessageAttributes"]
     [message] = client.receive_message(
         QueueUrl=url, MaxNumberOfMessages=1, MessageAttributeNames=["All"]
     )["Messages"]
