@@ -20,9 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from login_etl.errors import CredentialsRejected, QueueNotFound, SqsError
+from login_etl.errors import CredentialsRejected, DatabaseUnavailable, QueueNotFound, SqsError
 from login_etl.pipeline import BatchResult, RejectionLog
-from login_etl.postgres import DatabaseUnavailable
 
 from .lease import VisibilityLease
 from .progress import Stats

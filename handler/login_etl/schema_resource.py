@@ -16,8 +16,8 @@ from typing import Any
 from pg8000.exceptions import DatabaseError
 
 from .config import database_settings
-from .errors import ConfigurationError, SchemaError
-from .postgres import DatabaseUnavailable, sql
+from .errors import ConfigurationError, DatabaseUnavailable, SchemaError
+from .postgres import sql
 from .postgres.errors import describe, sqlstate
 from .postgres.schema import init_database
 from .secrets import SecretSource
