@@ -21,15 +21,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-from login_etl.config import ConfigurationError, masking_key
-from login_etl.postgres import DatabaseUnavailable
+from login_etl.config import masking_key
+from login_etl.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    LoginEtlError,
+    SchemaError,
+    SettingsError,
+    SqsError,
+)
 from login_etl.runtime import PipelineRuntime
 from login_etl.secrets import SecretSource
-from login_etl.table import SchemaError
 
 from .progress import ProgressDisplay, Stats, summary_line
 from .runner import MAX_BATCH_SIZE, Drainer, DrainOptions, StopSwitch
-from .sqs import SqsError, SqsQueue
+from .sqs import SqsQueue
 
 PROG = "login-etl"
 EXIT_OK = 0
@@ -39,8 +45,11 @@ EXIT_CONFIG = 3  # no masking key, no database configured, unusable URL
 EXIT_SQS = 4  # queue missing, endpoint unreachable, credentials refused
 EXIT_DATABASE = 5  # database unreachable, table or ledger missing
 
-_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+# The one table from login-etl's errors (login_etl.errors) to exit codes; any other
+# exception is unexpected (EXIT_FAILED).
+_EXIT_CODES: tuple[tuple[type[LoginEtlError], int], ...] = (
     (ConfigurationError, EXIT_CONFIG),
+    (SettingsError, EXIT_CONFIG),
     (SqsError, EXIT_SQS),
     (SchemaError, EXIT_DATABASE),
     (DatabaseUnavailable, EXIT_DATABASE),
@@ -71,12 +80,8 @@ def redrive_command(args: argparse.Namespace) -> int:
         try:
             signer = IdentitySigner(masking_key(dict(os.environ), SecretSource()))
         except ConfigurationError as error:
-            print(
-                f"{PROG} redrive: error: {' '.join(str(error).split())} (redrive signs each "
-                "copy's identity with it; --method move-task needs none but gives new ids)",
-                file=sys.stderr,
-            )
-            return EXIT_CONFIG
+            hint = "redrive signs each copy's identity with it; --method move-task needs none"
+            return _fail("redrive", error, hint=f"{hint} but gives new ids")
     try:
         dlq = SqsQueue.open(args.dlq_url, endpoint_url=args.endpoint_url, region=args.region)
         destination_url = args.to_queue_url or _only_source_queue(dlq)
@@ -92,8 +97,7 @@ def redrive_command(args: argparse.Namespace) -> int:
             progress=lambda moved: print(f"{PROG} redrive: {moved} moved", file=sys.stderr),
         )
     except SqsError as error:
-        print(f"{PROG} redrive: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return EXIT_SQS
+        return _fail("redrive", error)
     print(
         f"{PROG} redrive: {result.moved} moved to {destination_url} ({result.method}); "
         f"dead-letter queue: {result.before} before, {result.after} left",
@@ -159,8 +163,8 @@ def drain(args: argparse.Namespace) -> int:
         except BaseException:
             runtime.close()
             raise
-    except (ConfigurationError, SqsError, SchemaError, DatabaseUnavailable) as error:
-        return _fail(error)
+    except LoginEtlError as error:
+        return _fail("drain", error)
     _note_protocol("drain", queue)
 
     def pipeline_for_worker(index: int) -> PipelineRuntime:
@@ -187,7 +191,7 @@ def drain(args: argparse.Namespace) -> int:
         remaining = None
     print(summary_line(stats.snapshot(), stats.elapsed(), remaining), flush=True)
     if switch.error is not None:
-        return _fail(switch.error, default=EXIT_FAILED)
+        return _fail("drain", switch.error)
     if received:
         return 128 + received[0]  # 130 for Ctrl-C, as shells expect
     return EXIT_OK
@@ -244,12 +248,17 @@ def _stop_on_signals(switch: StopSwitch) -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-def _fail(error: BaseException, *, default: int = EXIT_FAILED) -> int:
-    code = next((c for kind, c in _EXIT_CODES if isinstance(error, kind)), default)
+def _fail(command: str, error: BaseException, *, hint: str = "") -> int:
+    """One line on stderr and the exit code of ``_EXIT_CODES`` (EXIT_FAILED otherwise)."""
+    code = next((c for kind, c in _EXIT_CODES if isinstance(error, kind)), EXIT_FAILED)
     text = " ".join(str(error).split()) or type(error).__name__
-    if code == default and not isinstance(error, RuntimeError):
+    if not isinstance(error, LoginEtlError):
         text = f"{type(error).__name__}: {text}"  # an unexpected error: say what it was
-    print(f"{PROG} drain: error: {text}", file=sys.stderr, flush=True)
+    print(
+        f"{PROG} {command}: error: {text}{f' ({hint})' if hint else ''}",
+        file=sys.stderr,
+        flush=True,
+    )
     return code
 
 

@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Protocol
 
-from .sqs import MAX_PER_CALL, EntryFailure, Record, SqsError
+from login_etl.errors import SqsError
+
+from .sqs import MAX_PER_CALL, EntryFailure, Record
 
 log = logging.getLogger(__name__)
 _MIN_INTERVAL_S = 0.2

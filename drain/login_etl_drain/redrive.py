@@ -24,9 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from login_etl.errors import NotUnderstood, SqsError
 from login_etl.identity import ATTRIBUTE, Identity, IdentitySigner
 
-from .sqs import NotUnderstood, SqsError, SqsQueue
+from .sqs import SqsQueue
 
 MAX_MESSAGE_ATTRIBUTES = 10  # SQS's limit per message
 

@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from login_etl.errors import CredentialsRejected, DatabaseUnavailable, QueueNotFound, SqsError
 from login_etl.pipeline import BatchResult, RejectionLog
-from login_etl.postgres import DatabaseUnavailable
 
 from .lease import VisibilityLease
 from .progress import Stats
-from .sqs import MAX_PER_CALL, CredentialsRejected, QueueNotFound, Record, SqsError, SqsQueue
+from .sqs import MAX_PER_CALL, Record, SqsQueue
 
 log = logging.getLogger(__name__)
 MAX_BATCH_SIZE = 10_000

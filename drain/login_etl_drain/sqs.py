@@ -40,6 +40,14 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from login_etl.errors import (
+    CredentialsRejected,
+    EndpointUnreachable,
+    NotUnderstood,
+    QueueNotFound,
+    SqsError,
+)
+
 if TYPE_CHECKING:  # type information only: mypy-boto3-sqs is a development dependency
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
@@ -68,29 +76,6 @@ _CREDENTIALS: Final = frozenset({
     "AccessDeniedException",
 })
 # fmt: on
-
-
-class SqsError(RuntimeError):
-    """An SQS call failed; the message is one line, safe to print."""
-
-
-class QueueNotFound(SqsError):
-    """The queue does not exist."""
-
-
-class EndpointUnreachable(SqsError):
-    """No connection, or no answer in time."""
-
-
-class CredentialsRejected(SqsError):
-    """No credentials, or SQS refused them."""
-
-
-class NotUnderstood(SqsError):
-    """The endpoint did not understand the request: an unknown action, a bare HTTP status
-    instead of an SQS error code (LocalStack 0.14's ``500 {}`` to a JSON request), an answer
-    not in the protocol asked, or an action the endpoint does not implement (moto's move
-    task)."""
 
 
 @dataclass(frozen=True, slots=True)

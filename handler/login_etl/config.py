@@ -26,8 +26,9 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from .connection_settings import ConnectionSettings, SettingsError
-from .secrets import SecretShapeError, SecretSource
+from .connection_settings import ConnectionSettings
+from .errors import ConfigurationError, SecretShapeError, SettingsError
+from .secrets import SecretSource
 
 CONFIG_VARIABLES = (
     "DB_SECRET_ARN",
@@ -49,10 +50,6 @@ MAX_RETENTION_SECONDS = 14 * 86_400
 
 # The variables that point at Secrets Manager / SSM (re-read when their cache expires).
 SECRET_VARIABLES = ("DB_SECRET_ARN", "PII_HASH_KEY_SECRET_ARN", "PII_HASH_KEY_PARAMETER")
-
-
-class ConfigurationError(RuntimeError):
-    """Required configuration is missing or unreadable: refuse to process."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
+from .errors import SettingsError
+
 _SSLMODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 # AWS's RDS global CA bundle, shipped in the package: RDS server certificates are signed by
@@ -24,10 +26,6 @@ RDS_CA_BUNDLE: Final = Path(__file__).parent / "certs" / "rds-global-bundle.pem"
 
 # host[:port] after the userinfo: a DNS name / IPv4 address, or an IPv6 address in brackets.
 _HOST_PORT: Final = re.compile(r"(?P<host>\[[0-9A-Fa-f:.%]+\]|[^\[\]/?#@:]*)(?::(?P<port>[^/?]*))?")
-
-
-class SettingsError(ValueError):
-    """Connection settings that cannot be used; the text quotes no value."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,15 +18,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from .copyformat import NULL
+from .errors import InvalidVersion
 from .masking import Masker
 from .table import AppVersionKind, TableShape
-from .versions import (
-    APP_VERSION_TEXT_MAX,
-    InvalidVersion,
-    cached_version,
-    encode_app_version,
-    encode_version_text,
-)
+from .versions import APP_VERSION_TEXT_MAX, cached_version, encode_app_version, encode_version_text
 
 # Every cap is checked before a value is parsed, stripped, masked or cached (len() only:
 # free on the fast path). docs/contract.md gives the reasons for the numbers.

@@ -20,14 +20,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Protocol
 
-from .config import (
-    CONFIG_VARIABLES,
-    SECRET_VARIABLES,
-    ConfigurationError,
-    Settings,
-    load_settings,
-)
+from .config import CONFIG_VARIABLES, SECRET_VARIABLES, Settings, load_settings
 from .connection_settings import ConnectionSettings
+from .errors import ConfigurationError
 from .identity import IdentitySigner
 from .masking import Masker
 from .pipeline import BatchResult, LoginSink, RejectionLog, process_batch

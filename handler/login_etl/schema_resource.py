@@ -15,12 +15,12 @@ from typing import Any
 
 from pg8000.exceptions import DatabaseError
 
-from .config import ConfigurationError, database_settings
-from .postgres import DatabaseUnavailable, sql
+from .config import database_settings
+from .errors import ConfigurationError, DatabaseUnavailable, SchemaError
+from .postgres import sql
 from .postgres.errors import describe, sqlstate
 from .postgres.schema import init_database
 from .secrets import SecretSource
-from .table import SchemaError
 
 Respond = Callable[[Mapping[str, Any], dict[str, Any]], None]
 _INSUFFICIENT_PRIVILEGE = "42501"

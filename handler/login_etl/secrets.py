@@ -10,11 +10,9 @@ import logging
 import os
 from typing import Any
 
+from .errors import SecretShapeError
+
 DEFAULT_MAX_AGE_SECONDS = 300
-
-
-class SecretShapeError(ValueError):
-    """A secret or parameter exists but holds no string; the text is ours, quotes nothing."""
 
 
 class SecretSource:

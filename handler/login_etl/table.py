@@ -25,10 +25,6 @@ class AppVersionKind(Enum):
     TEXT = "text"  # the string as sent
 
 
-class SchemaError(RuntimeError):
-    """The database lacks what the handler needs; raised at batch level."""
-
-
 @dataclass(frozen=True, slots=True)
 class TableShape:
     """The parts of ``user_logins`` that change what a row looks like.

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from .errors import InvalidVersion
 from .sizedcache import SizedCache
 
 INT4_MAX = 2_147_483_647
@@ -38,10 +39,6 @@ _CACHE: Final = SizedCache[int](CACHE_MAX_BYTES)
 cached_version: Final[Callable[[str], int | None]] = _CACHE.get
 """The encoding of a text already parsed, else None: the hot path's lookup
 (``records.to_row``, for texts within :data:`APP_VERSION_TEXT_MAX`)."""
-
-
-class InvalidVersion(ValueError):
-    """The value cannot be encoded; the message names the rule, never the value."""
 
 
 def encode_app_version(value: object) -> int:

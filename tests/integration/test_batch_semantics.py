@@ -15,9 +15,8 @@ import pytest
 from localdev.env.postgres import free_port
 from localdev.lambda_event import sqs_event
 from localdev.traffic import login_bodies
-from login_etl.config import ConfigurationError
+from login_etl.errors import ConfigurationError, SchemaError
 from login_etl.postgres import SMALL_BATCH_ROWS, DatabaseUnavailable
-from login_etl.table import SchemaError
 from tests.conftest import Databases, on_each_server
 
 from .conftest import Db, failed_ids, load_event, record_ids

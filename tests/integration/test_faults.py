@@ -12,7 +12,7 @@ from localdev.env import postgres as local_postgres
 from localdev.env.postgres import free_port
 from localdev.lambda_event import sqs_event
 from localdev.traffic import login_bodies
-from login_etl.config import ConfigurationError
+from login_etl.errors import ConfigurationError
 from login_etl.postgres import DatabaseUnavailable, PostgresSink
 from tests.conftest import server_data_dir, with_database
 

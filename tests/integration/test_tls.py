@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from localdev.env import postgres as local_postgres
-from login_etl.config import ConfigurationError, database_settings
+from login_etl.config import database_settings
 from login_etl.connection_settings import ConnectionSettings
+from login_etl.errors import ConfigurationError
 from login_etl.postgres import DatabaseUnavailable, connect
 from login_etl.secrets import SecretSource
 from tests.conftest import server_data_dir

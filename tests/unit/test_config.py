@@ -16,8 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from login_etl.config import ConfigurationError, database_settings, load_settings, masking_key
+from login_etl.config import database_settings, load_settings, masking_key
 from login_etl.connection_settings import RDS_CA_BUNDLE
+from login_etl.errors import ConfigurationError
 from login_etl.secrets import SecretSource
 
 REGION = "us-east-1"

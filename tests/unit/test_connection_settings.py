@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from login_etl.connection_settings import RDS_CA_BUNDLE, ConnectionSettings, SettingsError
+from login_etl.connection_settings import RDS_CA_BUNDLE, ConnectionSettings
+from login_etl.errors import SettingsError
 from tests.support.secret_guard import HOSTILE_PASSWORDS, collides_with_source, leaked
 
 # What docs/security.md records for login_etl/certs/rds-global-bundle.pem.

@@ -7,12 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from login_etl.config import (
-    MAX_RETENTION_SECONDS,
-    MIN_RETENTION_SECONDS,
-    ConfigurationError,
-    queue_retention_seconds,
-)
+from login_etl.config import MAX_RETENTION_SECONDS, MIN_RETENTION_SECONDS, queue_retention_seconds
+from login_etl.errors import ConfigurationError
 from login_etl.postgres.ledger import SLOTS, BatchDays, slot_of, window_days
 
 retentions = st.integers(MIN_RETENTION_SECONDS, MAX_RETENTION_SECONDS)

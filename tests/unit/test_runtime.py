@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from localdev.lambda_event import sqs_record
-from login_etl.config import ConfigurationError
 from login_etl.connection_settings import ConnectionSettings
+from login_etl.errors import ConfigurationError
 from login_etl.masking import Masker
 from login_etl.runtime import REFRESH_RETRY_FIRST_S, PipelineRuntime
 from login_etl.secrets import SecretSource

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from login_etl import versions
+from login_etl.errors import InvalidVersion
 from login_etl.sizedcache import entry_size
-from login_etl.versions import InvalidVersion, decode_app_version, encode_app_version
+from login_etl.versions import decode_app_version, encode_app_version
 
 PG_INT_MAX = 2**31 - 1
 

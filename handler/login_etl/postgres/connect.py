@@ -8,8 +8,8 @@ import ssl
 import pg8000.native
 from scramp import ScramException
 
-from ..config import ConfigurationError
-from ..connection_settings import ConnectionSettings, SettingsError
+from ..connection_settings import ConnectionSettings
+from ..errors import ConfigurationError, SettingsError
 from . import sql
 from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe
 

@@ -6,24 +6,16 @@ from typing import Final
 
 from pg8000.exceptions import DatabaseError, InterfaceError
 
+from ..errors import ConnectionLost, DatabaseUnavailable, RowRejected
+
+__all__ = ["ConnectionLost", "DatabaseUnavailable", "RowRejected", "describe", "sqlstate"]
+
 # Everything pg8000 and the socket raise when a statement or the connection fails.
 DRIVER_ERRORS: Final = (InterfaceError, DatabaseError, OSError)
 
 # SQLSTATE classes caused by one row's values (22 data exception, 23 integrity
 # constraint, P0 raised by a trigger): isolate the row instead of failing the batch.
 _ROW_LEVEL_CLASSES: Final = ("22", "23", "P0")
-
-
-class DatabaseUnavailable(RuntimeError):
-    """The database could not be reached or the write failed as a whole."""
-
-
-class ConnectionLost(Exception):
-    """The connection broke mid-write; the sink may retry once on a new one."""
-
-
-class RowRejected(Exception):
-    """A row's values were refused (rolled back, connection intact): isolate the row."""
 
 
 def sqlstate(error: DatabaseError) -> str:

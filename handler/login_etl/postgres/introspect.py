@@ -6,7 +6,8 @@ from typing import Final
 
 import pg8000.native
 
-from ..table import REQUIRED_COLUMNS, TABLE_NAME, AppVersionKind, SchemaError, TableShape
+from ..errors import SchemaError
+from ..table import REQUIRED_COLUMNS, TABLE_NAME, AppVersionKind, TableShape
 from . import sql
 
 _INTEGER_TYPES: Final = ("integer", "bigint")

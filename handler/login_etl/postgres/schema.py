@@ -16,8 +16,8 @@ import sys
 
 import pg8000.native
 
-from ..config import ConfigurationError
-from ..connection_settings import ConnectionSettings, SettingsError
+from ..connection_settings import ConnectionSettings
+from ..errors import ConfigurationError, SettingsError
 from . import sql
 from .connect import connect
 from .errors import DatabaseUnavailable

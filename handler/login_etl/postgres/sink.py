@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime
 
 from ..config import MAX_RETENTION_SECONDS
 from ..connection_settings import ConnectionSettings
+from ..errors import SchemaError
 from ..pipeline import PendingRow, WriteOutcome
-from ..table import SchemaError, TableShape
+from ..table import TableShape
 from .errors import ConnectionLost, DatabaseUnavailable, RowRejected, describe
 from .isolate import write_isolating
 from .ledger import BatchDays, window_days

@@ -10,11 +10,12 @@ import pytest
 
 from localdev.env.sqs import queue_counts
 from login_etl.connection_settings import ConnectionSettings
+from login_etl.errors import QueueNotFound
 from login_etl.masking import Masker
 from login_etl.pipeline import process_batch
 from login_etl.postgres import PostgresSink
 from login_etl_drain.lease import VisibilityLease
-from login_etl_drain.sqs import QueueNotFound, SqsQueue, region_from_url
+from login_etl_drain.sqs import SqsQueue, region_from_url
 from tests.support.drain import PII_KEY, Db, login_bodies, make_queue
 
 pytestmark = pytest.mark.integration

@@ -17,15 +17,9 @@ from typing import Any
 
 import pytest
 
+from login_etl.errors import NotUnderstood, QueueNotFound, SqsError
 from login_etl_drain import cli, sqs
-from login_etl_drain.sqs import (
-    ClientOptions,
-    NotUnderstood,
-    QueueNotFound,
-    SqsError,
-    SqsQueue,
-    call_sqs,
-)
+from login_etl_drain.sqs import ClientOptions, SqsQueue, call_sqs
 from tests.support.drain import BAD_MESSAGE, Db, login_bodies
 
 pytestmark = pytest.mark.integration

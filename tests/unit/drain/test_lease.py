@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from login_etl.errors import SqsError
 from login_etl_drain import lease as lease_module
 from login_etl_drain.lease import MAX_PARALLEL_CALLS, VisibilityLease
-from login_etl_drain.sqs import EntryFailure, Record, SqsError, SqsQueue
+from login_etl_drain.sqs import EntryFailure, Record, SqsQueue
 from tests.conftest import wait_for
 from tests.support.drain import login_bodies, make_queue, send_batched
 
