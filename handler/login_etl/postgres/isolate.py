@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pg8000.exceptions import DatabaseError
-
 from ..pipeline import PendingRow, WriteOutcome
 from ..records import Rejection
-from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe, is_row_level, sqlstate
+from .errors import DRIVER_ERRORS, Handling, classify, sqlstate
 from .ledger import BatchDays
 from .session import Session
 from .transaction import claim_and_copy
@@ -31,7 +29,8 @@ def write_isolating(
     outcome = WriteOutcome()
     pending: list[Sequence[PendingRow]] = [rows]
     held: set[str] = set()  # FIFO: groups with a refused row
-    try:
+    # Any failure but a refused row's fails the batch: nothing left to fall back on.
+    with session.step("batch write", handles=()):
         conn.run("BEGIN")
         while pending:
             chunk = pending.pop(0)
@@ -42,8 +41,8 @@ def write_isolating(
             conn.run("SAVEPOINT chunk")
             try:
                 fresh = claim_and_copy(session, chunk, days)
-            except DatabaseError as error:
-                if not is_row_level(error):
+            except DRIVER_ERRORS as error:
+                if classify(error) is not Handling.ISOLATE:
                     raise
                 conn.run("ROLLBACK TO SAVEPOINT chunk")
                 if len(chunk) > 1:
@@ -60,10 +59,4 @@ def write_isolating(
             outcome.written |= fresh
             outcome.duplicates |= {r.message_id for r in chunk} - fresh
         conn.run("COMMIT")
-    except DRIVER_ERRORS as error:
-        session.close()
-        raise DatabaseUnavailable(f"batch write failed: {describe(error)}") from None
-    except BaseException:
-        session.close()  # not the driver's: end the transaction with the connection
-        raise
     return outcome

@@ -35,7 +35,6 @@ chunk at the day's maintenance, then one per batch while a chunk came back full.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -44,14 +43,12 @@ from datetime import date
 from typing import Final
 
 import pg8000.native
-from pg8000.exceptions import DatabaseError
 
 from ..config import MAX_RETENTION_SECONDS
 from ..dates import UNDATED, day_date, epoch_day
 from ..table import TableShape
 from . import sql
-from .errors import DRIVER_ERRORS, ConnectionLost, DatabaseUnavailable, describe
-from .errors import is_connection_error as _is_connection_error
+from .errors import DRIVER_ERRORS, DatabaseUnavailable, Handling, classify, describe
 
 SLOTS: Final = sql.LEDGER_SLOTS
 MARGIN_DAYS: Final = 1
@@ -141,28 +138,20 @@ class Ledger:
         """Make the slots of ``days`` ready for claims and prepare their statements;
         outside any transaction.
 
-        Raises ``ConnectionLost`` (retry on a new connection) or ``DatabaseUnavailable``.
+        Run in ``Session.step``, which settles a failure.
         """
-        try:
-            today = self.today()
-            self._claimed_on["claimed_on"] = today
-            if self._expired_on != today:
-                self._expire(today)
-                self._expired_on = today
-                self._undated_backlog = True
-            if self._undated_backlog:
-                self._expire_undated(today)
-            for day in days:
-                if day != UNDATED and self._open.get(slot_of(day)) != day:
-                    self._open_slot(day, today)
-                self.statements(day)
-        except DatabaseError as error:
-            self._rollback()
-            if _is_connection_error(error):
-                raise ConnectionLost from error
-            raise DatabaseUnavailable(f"ledger maintenance failed: {describe(error)}") from None
-        except DRIVER_ERRORS as error:
-            raise ConnectionLost from error
+        today = self.today()
+        self._claimed_on["claimed_on"] = today
+        if self._expired_on != today:
+            self._expire(today)
+            self._expired_on = today
+            self._undated_backlog = True
+        if self._undated_backlog:
+            self._expire_undated(today)
+        for day in days:
+            if day != UNDATED and self._open.get(slot_of(day)) != day:
+                self._open_slot(day, today)
+            self.statements(day)
 
     def _open_slot(self, day: int, today: date) -> None:
         slot = slot_of(day)
@@ -222,8 +211,8 @@ class Ledger:
                 conn.run(sql.TRUNCATE_LEGACY_LEDGER)
             else:
                 conn.run(sql.truncate_slot(slot))
-        except DatabaseError as error:
-            if _is_connection_error(error):
+        except DRIVER_ERRORS as error:
+            if classify(error) is Handling.RETRY:
                 raise
             conn.run("ROLLBACK TO SAVEPOINT ledger_truncate")
             what = sql.LEGACY_LEDGER if slot is None else sql.slot_table(slot)
@@ -231,10 +220,6 @@ class Ledger:
             return False
         conn.run("RELEASE SAVEPOINT ledger_truncate")
         return True
-
-    def _rollback(self) -> None:
-        with contextlib.suppress(*DRIVER_ERRORS):
-            self.conn.run("ROLLBACK")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Final
 
 import pg8000.native
 
@@ -13,9 +14,19 @@ from ..connection_settings import ConnectionSettings
 from ..table import TableShape
 from . import sql
 from .connect import connect
-from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe
+from .errors import (
+    DRIVER_ERRORS,
+    ConnectionLost,
+    DatabaseUnavailable,
+    Handling,
+    RowRejected,
+    classify,
+    describe,
+)
 from .introspect import legacy_ledger_has_ids, qualified_table, read_table_shape
-from .ledger import Ledger
+from .ledger import BatchDays, Ledger
+
+_BOTH: Final = (Handling.RETRY, Handling.ISOLATE)
 
 
 @dataclass(slots=True)
@@ -36,12 +47,45 @@ class Session:
             with contextlib.suppress(*DRIVER_ERRORS):
                 self.conn.close()
 
+    def prepare_ledger(self, days: BatchDays) -> None:
+        """The ledger's maintenance, when this session meets a day it has not seen."""
+        with self.step("ledger maintenance", handles=(Handling.RETRY,), transaction=False):
+            self.ledger.prepare(days.distinct())
+
     def rollback_or_close(self) -> None:
         """Roll back; if that fails in any way, close (which ends the transaction)."""
-        try:
+        with contextlib.suppress(DatabaseUnavailable), self.step("rollback", handles=()):
             self.conn.run("ROLLBACK")
-        except DRIVER_ERRORS:
+
+    @contextlib.contextmanager
+    def step(
+        self, what: str, *, handles: Collection[Handling] = _BOTH, transaction: bool = True
+    ) -> Iterator[None]:
+        """Run a write step; settle a failure in it the same way for every strategy.
+
+        A driver error is sorted by ``errors.classify``; a handling not in ``handles``
+        counts as FAIL. RETRY: closed, ``ConnectionLost``. ISOLATE: rolled back (when in
+        a ``transaction``), ``RowRejected``, the session usable; a failed ROLLBACK is
+        sorted the same way. FAIL: closed, so the server ends the transaction and the
+        next session re-reads the table, ``DatabaseUnavailable``. Anything else but our
+        own ``DatabaseUnavailable`` (a bug, ``MemoryError``): closed, so no transaction
+        stays open on it, and raised again.
+        """
+        try:
+            yield
+        except DRIVER_ERRORS as error:
+            handling = classify(error)
+            if handling is Handling.ISOLATE and handling in handles:
+                if transaction:
+                    with self.step(what, handles=(Handling.RETRY,), transaction=False):
+                        self.conn.run("ROLLBACK")
+                raise RowRejected from error
             self.close()
+            if handling is Handling.RETRY and handling in handles:
+                raise ConnectionLost from error
+            raise DatabaseUnavailable(f"{what} failed: {describe(error)}") from None
+        except DatabaseUnavailable:
+            raise
         except BaseException:
             self.close()
             raise

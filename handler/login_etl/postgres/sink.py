@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 
 from ..config import MAX_RETENTION_SECONDS
 from ..connection_settings import ConnectionSettings
-from ..errors import SchemaError
 from ..pipeline import PendingRow, WriteOutcome
 from ..table import TableShape
 from .errors import ConnectionLost, DatabaseUnavailable, RowRejected, describe
@@ -30,20 +29,21 @@ class PostgresSink:
 
     1. **streamed** (more than ``SMALL_BATCH_ROWS`` messages): ``streaming.write_streaming``
        claims every id with a plain ``INSERT`` and ``COPY``s the rows while they are still
-       being parsed. It gives up, rolling back, on a redelivered id, a refused row or a
-       lost connection, and hands the parsed rows to step 2.
+       being parsed. On a redelivered id, a refused row or a lost connection it hands
+       the parsed rows (``Streamed.unfinished``) to step 2.
     2. **one transaction**: ``transaction.write_transaction``: one statement up to
        ``SMALL_BATCH_ROWS`` rows, else ``BEGIN`` / claim ``ON CONFLICT`` / ``COPY`` /
-       ``COMMIT``. Ids already in the ledger come back as duplicates. On a lost
-       connection it is retried once on a new one (safe: the ledger turns a repeat of a
-       transaction that did commit into duplicates).
-    3. **bisection**: ``isolate.write_isolating``, when Postgres refused a row's values
-       (SQLSTATE class 22, 23 or P0): savepoints find the refused rows, the rest is
-       written in the same transaction (on a FIFO queue, except the later rows of a
-       refused row's message group).
+       ``COMMIT``. Ids already in the ledger come back as duplicates.
+    3. **bisection**: ``isolate.write_isolating``, when Postgres refused a row's values:
+       savepoints find the refused rows, the rest is written in the same transaction
+       (on a FIFO queue, except the later rows of a refused row's message group).
 
-    Anything else (unreachable, timeout, a second lost connection) raises
-    ``DatabaseUnavailable`` and nothing of the batch is written.
+    Every step sorts a database error with ``errors.classify`` (``Session.step``): the
+    connection broke (``Handling.RETRY``: the maintenance and step 2 are tried once
+    more on a new connection; safe, the ledger turns a repeat of a transaction that did
+    commit into duplicates), a row was refused (``ISOLATE``: step 3), or anything else
+    (``FAIL``). A failure, or a second lost connection, raises ``DatabaseUnavailable``
+    and nothing of the batch is written.
     """
 
     def __init__(
@@ -72,17 +72,19 @@ class PostgresSink:
         groups: Mapping[str, str] | None,
     ) -> WriteOutcome:
         batch_days = BatchDays.of(message_ids, days)
-        self._prepare_ledger(batch_days)
+        self._reconnecting("ledger maintenance", lambda session: session.prepare_ledger(batch_days))
         if len(message_ids) > SMALL_BATCH_ROWS:
             streamed = write_streaming(self._open(), self._worker, message_ids, batch_days, rows)
-            if isinstance(streamed, set):
-                return WriteOutcome(written=streamed)
-            rows = streamed  # fell back: write them the careful way below
+            if streamed.unfinished is None:
+                return WriteOutcome(written=streamed.written)
+            rows = streamed.unfinished  # write them the careful way below
         pending = rows if isinstance(rows, list) else list(rows)
         if not pending:
             return WriteOutcome()
         try:
-            fresh = self._write_reconnecting(pending, batch_days)
+            fresh = self._reconnecting(
+                "the batch write", lambda session: write_transaction(session, pending, batch_days)
+            )
         except RowRejected:
             return write_isolating(self._open(), pending, batch_days, groups)
         return WriteOutcome(written=fresh, duplicates={r.message_id for r in pending} - fresh)
@@ -100,42 +102,16 @@ class PostgresSink:
             )
         return self._session
 
-    def _prepare_ledger(self, days: BatchDays) -> None:
-        """The ledger's maintenance, when this session meets a day it has not seen."""
+    def _reconnecting[T](self, what: str, attempt: Callable[[Session], T]) -> T:
+        """``attempt`` on the warm session, and once more on a new one if it lost the
+        connection (a warm connection may have been dropped between invocations)."""
         try:
-            self._prepare_ledger_once(days)
-            return
+            return attempt(self._open())
         except ConnectionLost:
-            self.close()  # a warm connection may have been dropped between invocations
+            pass  # the session is closed: _open() makes a new one
         try:
-            self._prepare_ledger_once(days)
+            return attempt(self._open())
         except ConnectionLost as lost:
-            self.close()
             raise DatabaseUnavailable(
-                f"connection lost during ledger maintenance: {describe(lost.__cause__ or lost)}"
-            ) from None
-
-    def _prepare_ledger_once(self, days: BatchDays) -> None:
-        try:
-            self._open().ledger.prepare(days.distinct())
-        except (ConnectionLost, DatabaseUnavailable, SchemaError):
-            raise
-        except BaseException:
-            # Not the driver's (a bug, MemoryError): maintenance may be inside one of
-            # its transactions; closing ends it, the next write opens a new session.
-            self.close()
-            raise
-
-    def _write_reconnecting(self, rows: Sequence[PendingRow], days: BatchDays) -> set[str]:
-        try:
-            return write_transaction(self._open(), rows, days)
-        except ConnectionLost:
-            # A warm connection may have been dropped between invocations.
-            self.close()
-        try:
-            return write_transaction(self._open(), rows, days)
-        except ConnectionLost as lost:
-            self.close()
-            raise DatabaseUnavailable(
-                f"connection lost during the batch write: {describe(lost.__cause__ or lost)}"
+                f"connection lost during {what}: {describe(lost.__cause__ or lost)}"
             ) from None

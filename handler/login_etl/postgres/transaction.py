@@ -12,19 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import Final
 
-from pg8000.exceptions import DatabaseError, InterfaceError
-
 from ..copyformat import copy_line
 from ..pipeline import PendingRow
-from .errors import (
-    DRIVER_ERRORS,
-    ConnectionLost,
-    DatabaseUnavailable,
-    RowRejected,
-    describe,
-    is_connection_error,
-    is_row_level,
-)
 from .ledger import BatchDays
 from .session import Session
 
@@ -36,15 +25,12 @@ SMALL_BATCH_ROWS: Final = 100
 def write_transaction(session: Session, rows: Sequence[PendingRow], days: BatchDays) -> set[str]:
     """Write the rows not yet in the ledger; return their message ids.
 
-    Raises ``ConnectionLost`` (the connection broke: retry on a new one),
-    ``RowRejected`` (a row's values were refused; rolled back, the session is usable)
-    or ``DatabaseUnavailable`` (anything else; the session is closed). Any other
-    exception (a bug, ``MemoryError``) closes the session, so no transaction stays
-    open on it, and is raised again.
+    A failure is settled by ``Session.step``: ``ConnectionLost`` (retry on a new
+    connection), ``RowRejected`` (rolled back, the session usable: isolate the row) or
+    ``DatabaseUnavailable``.
     """
-    conn = session.conn
     small = len(rows) <= SMALL_BATCH_ROWS and days.single is not None
-    try:
+    with session.step("batch write", transaction=not small):
         if small and days.single is not None:  # one autocommitted statement: atomic
             # Characters as they are, not \u escapes: Postgres refuses an escape of a
             # non-ASCII character in a database that is not UTF-8 (22P05: PG 10, and
@@ -53,33 +39,9 @@ def write_transaction(session: Session, rows: Sequence[PendingRow], days: BatchD
             payload = json.dumps([[r.message_id, *r.row] for r in rows], ensure_ascii=False)
             already = session.ledger.statements(days.single).small_batch(payload)
             return {r.message_id for r in rows} - already
-        conn.run("BEGIN")
+        session.conn.run("BEGIN")
         fresh = claim_and_copy(session, rows, days)
-        conn.run("COMMIT")
-    except DatabaseError as error:
-        if is_connection_error(error):
-            raise ConnectionLost from error
-        try:
-            if not small:
-                conn.run("ROLLBACK")
-        except DRIVER_ERRORS:
-            session.close()
-            raise DatabaseUnavailable(f"batch write failed: {describe(error)}") from None
-        except BaseException:  # not the driver's, at ROLLBACK: the except below misses it
-            session.close()
-            raise
-        if is_row_level(error):
-            raise RowRejected from error
-        session.close()
-        raise DatabaseUnavailable(f"batch write failed: {describe(error)}") from None
-    except (InterfaceError, OSError) as error:
-        raise ConnectionLost from error
-    except BaseException:
-        # Not the driver's: the transaction (or a COPY half sent) is in an unknown
-        # state. Closing ends it on the server; a later autocommitted batch must not
-        # run inside it and be rolled back at the idle timeout.
-        session.close()
-        raise
+        session.conn.run("COMMIT")
     return fresh
 
 
