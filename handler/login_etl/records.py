@@ -8,6 +8,11 @@ Example::
     row = to_row('{"user_id": "u1", "ip": "10.0.0.1"}', CURRENT_SHAPE, masker, "2026-01-01")
     # ParsedRow(row=('u1', None, '<64 hex>', None, None, None, '2026-01-01'), unknown_keys=0,
     #           copy_line='u1\\t\\\\N\\t<64 hex>\\t…\\t2026-01-01', message_id='')
+
+The rules live in two tables, :data:`FIELDS` (each text field's cap and whether it is
+required) and :data:`CONTENT_RULES` (what a string may not contain). The fast path
+(a *plain* body: ASCII without a backslash) and the careful path read the same tables;
+the fast path skips only the content rules, which a plain body cannot break.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from .copyformat import NULL
 from .errors import InvalidVersion
@@ -30,8 +35,42 @@ USER_ID_MAX: Final = 128  # varchar(128)
 SHORT_TEXT_MAX: Final = 32  # device_type, locale: varchar(32)
 IP_MAX: Final = 64  # the longest IPv6 text with a zone id (45 + 1 + 15) and some room
 DEVICE_ID_MAX: Final = 256  # far above any device identifier; masked, never stored
-KNOWN_KEYS: Final = frozenset(
-    ("user_id", "app_version", "device_type", "ip", "locale", "device_id")
+
+
+class Field(NamedTuple):  # a tuple: the hot loop unpacks it at C speed
+    name: str
+    cap: int  # characters, as sent
+    required: bool = False  # null, missing or "" is rejected
+
+
+# In the order they are checked: a record breaking several rules is rejected for the first.
+FIELDS: Final = (
+    Field("user_id", USER_ID_MAX, required=True),
+    Field("device_type", SHORT_TEXT_MAX),
+    Field("locale", SHORT_TEXT_MAX),
+    Field("ip", IP_MAX),
+    Field("device_id", DEVICE_ID_MAX),
+)
+KNOWN_KEYS: Final = frozenset((*(field.name for field in FIELDS), "app_version"))
+
+
+def _lone_surrogate(value: str) -> bool:  # from "\ud800" escapes; not encodable as UTF-8
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+# (reason, what the detail says, whether a value breaks it), checked after type and cap.
+# Only an escape yields U+0000 or a surrogate in a JSON string (a raw control character is
+# invalid JSON), so a plain body keeps every rule here: test_record_rules checks that for
+# each entry, so a rule a plain body could break fails there instead of being skipped.
+CONTENT_RULES: Final[tuple[tuple[str, str, Callable[[str], bool]], ...]] = (
+    ("nul_character", "contains U+0000", lambda value: "\x00" in value),
+    ("not_utf8", "is not valid Unicode text", _lone_surrogate),
 )
 
 Row = tuple[object, ...]
@@ -80,65 +119,48 @@ def to_row(
         return Rejection("invalid_json", detail="body is not valid JSON")
     if not isinstance(obj, dict):
         return Rejection("not_an_object", detail="body is JSON but not an object")
+    # A plain body (ASCII, no backslash) decodes to strings that keep every content rule.
+    plain = body.isascii() and "\\" not in body
     get = obj.get
-    user_id, device_type, locale = get("user_id"), get("device_type"), get("locale")
-    ip, device_id = get("ip"), get("device_id")
-    # Fast path: a body of ASCII without a single escape decodes to strings that are
-    # ASCII, free of U+0000 and of surrogates, so only types and lengths are left to
-    # check. Anything else takes the careful path, which names the rule broken.
-    plain = (
-        body.isascii()
-        and "\\" not in body
-        and type(user_id) is str
-        and 0 < len(user_id) <= USER_ID_MAX
-        and (
-            device_type is None or (type(device_type) is str and len(device_type) <= SHORT_TEXT_MAX)
-        )
-        and (locale is None or (type(locale) is str and len(locale) <= SHORT_TEXT_MAX))
-        and (ip is None or (type(ip) is str and len(ip) <= IP_MAX))
-        and (device_id is None or (type(device_id) is str and len(device_id) <= DEVICE_ID_MAX))
-    )
-    if not plain:
-        try:
-            if user_id is None:
-                return Rejection("missing_user_id", "user_id", "user_id is required")
-            user_id = _text(user_id, "user_id", USER_ID_MAX)
-            if not user_id:
-                return Rejection("empty_user_id", "user_id", "user_id must not be empty")
-            device_type = _optional_text(device_type, "device_type", SHORT_TEXT_MAX)
-            locale = _optional_text(locale, "locale", SHORT_TEXT_MAX)
-            ip = _optional_text(ip, "ip", IP_MAX)
-            device_id = _optional_text(device_id, "device_id", DEVICE_ID_MAX)
-        except _Reject as rejected:
-            return rejected.rejection
-    version = get("app_version")
-    if (
-        plain
-        and type(version) is str
-        and len(version) <= APP_VERSION_TEXT_MAX
-        and shape.app_version_kind is AppVersionKind.INTEGER
-    ):
-        app_version: object = cached_version(version)  # the common case
-        if app_version is None:
-            try:
-                app_version = encode_version_text(version)
-            except InvalidVersion as error:
-                return Rejection("invalid_app_version", "app_version", str(error))
-    else:
-        try:
-            app_version = _app_version(version, shape)
-        except _Reject as rejected:
-            return rejected.rejection
+    values: list[object] = []
+    try:
+        for name, cap, required in FIELDS:
+            value = get(name)
+            if not (plain and type(value) is str and len(value) <= cap and (value or not required)):
+                if value is not None:
+                    value = _text(value, name, cap)
+                if required and not value:  # None (or missing) or ""
+                    raise _Reject(_absent(name, value is None))
+            values.append(value)
+        version = get("app_version")
+        if version is None:
+            pass
+        elif shape.app_version_kind is AppVersionKind.INTEGER:
+            if type(version) is str:  # the text rules first: each its own reason
+                if not (plain and len(version) <= APP_VERSION_TEXT_MAX):
+                    _text(version, "app_version", APP_VERSION_TEXT_MAX)
+                encoded = cached_version(version)
+                version = encode_version_text(version) if encoded is None else encoded
+            else:  # a JSON integer n means n.0.0
+                version = encode_app_version(version)
+        else:
+            limit = shape.app_version_max_length
+            if not (plain and type(version) is str and (limit is None or len(version) <= limit)):
+                _text(version, "app_version", limit)
+    except _Reject as rejected:
+        return rejected.rejection
+    except InvalidVersion as error:
+        return Rejection("invalid_app_version", "app_version", str(error))
 
+    user_id, device_type, locale, ip, device_id = values
     unknown = 0 if KNOWN_KEYS.issuperset(obj) else len(obj.keys() - KNOWN_KEYS)
-    masked_ip, masked_device_id = masker.mask_login(ip, device_id)
-    row: Row = (user_id, device_type, masked_ip, masked_device_id, locale, app_version)
+    masked_ip, masked_device_id = masker.mask_login(ip, device_id)  # type: ignore[arg-type]
+    row: Row = (user_id, device_type, masked_ip, masked_device_id, locale, version)
     if shape.has_create_date:
         row += (create_date,)
     if not plain:
         return ParsedRow(row, unknown)
-    # No value can hold a tab, line break or backslash: COPY needs no escapes. (mypy
-    # cannot see that `plain` made user_id a str.)
+    # No value can hold a tab, line break or backslash: COPY needs no escapes.
     line = "\t".join(
         (  # type: ignore[arg-type]
             user_id,
@@ -146,7 +168,7 @@ def to_row(
             NULL if masked_ip is None else masked_ip,
             NULL if masked_device_id is None else masked_device_id,
             NULL if locale is None else locale,
-            NULL if app_version is None else str(app_version),
+            NULL if version is None else str(version),
         )
     )
     return ParsedRow(row, unknown, f"{line}\t{create_date}" if shape.has_create_date else line)
@@ -156,43 +178,19 @@ def to_row(
 _SCAN_ONCE: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
-def _text(value: object, field: str, limit: int | None) -> str:
-    # Fast path for the common case; every check below gives the specific reason.
-    if (
-        type(value) is str
-        and value.isascii()
-        and (limit is None or len(value) <= limit)
-        and "\x00" not in value
-    ):
-        return value
+def _text(value: object, field: str, cap: int | None) -> str:
+    """``value`` if it is a string keeping every rule, else the first rule it breaks."""
     if not isinstance(value, str):
         raise _Reject(Rejection("wrong_type", field, f"{field} must be a string or null"))
-    if limit is not None and len(value) > limit:
-        raise _Reject(Rejection("too_long", field, f"{field} exceeds {limit} characters"))
-    if "\x00" in value:
-        raise _Reject(Rejection("nul_character", field, f"{field} contains U+0000"))
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates from "\ud800" escapes
-            raise _Reject(
-                Rejection("not_utf8", field, f"{field} is not valid Unicode text")
-            ) from None
+    if cap is not None and len(value) > cap:
+        raise _Reject(Rejection("too_long", field, f"{field} exceeds {cap} characters"))
+    for reason, what, breaks in CONTENT_RULES:
+        if breaks(value):
+            raise _Reject(Rejection(reason, field, f"{field} {what}"))
     return value
 
 
-def _optional_text(value: object, field: str, limit: int | None) -> str | None:
-    return None if value is None else _text(value, field, limit)
-
-
-def _app_version(value: object, shape: TableShape) -> object:
-    if value is None:
-        return None
-    if shape.app_version_kind is AppVersionKind.TEXT:
-        return _text(value, "app_version", shape.app_version_max_length)
-    if isinstance(value, str):  # too long, NUL, surrogates: each its own reason
-        _text(value, "app_version", APP_VERSION_TEXT_MAX)
-    try:
-        return encode_app_version(value)
-    except InvalidVersion as error:
-        raise _Reject(Rejection("invalid_app_version", "app_version", str(error))) from None
+def _absent(field: str, missing: bool) -> Rejection:
+    if missing:
+        return Rejection(f"missing_{field}", field, f"{field} is required")
+    return Rejection(f"empty_{field}", field, f"{field} must not be empty")
