@@ -1,12 +1,6 @@
-"""``login-etl drain``: run the Lambda's pipeline against an existing SQS queue.
-
-    login-etl drain --queue-url http://localhost:4566/000000000000/login-queue \\
-        --endpoint-url http://localhost:4566 --region us-east-1 \\
-        --database-url postgresql://postgres:postgres@localhost:5432/postgres
-
-Thin: parses arguments, checks configuration, database and queue up front (so a
-mistake costs no message a receive), runs :class:`~login_etl_drain.runner.Drainer`
-and turns errors into one line on stderr and an exit code.
+"""``login-etl drain`` and ``login-etl redrive`` (docs/drain.md): parse arguments, check
+configuration, database and queue before any receive, run, and turn errors into one line on
+stderr and an exit code.
 """
 
 from __future__ import annotations
@@ -167,16 +161,13 @@ def drain(args: argparse.Namespace) -> int:
         return _fail("drain", error)
     _note_protocol("drain", queue)
 
-    def pipeline_for_worker(index: int) -> PipelineRuntime:
-        # Worker 0 reuses the connection the schema check opened; the others each open
-        # their own (a pg8000 connection is not shared between threads).
-        return runtime if index == 0 else runtime.for_worker()
-
     stats, switch = Stats(), StopSwitch()
     display = ProgressDisplay(stats, sys.stderr, interval_s=args.progress_interval)
     drainer = Drainer(
         queue,
-        pipeline_for_worker,
+        # Worker 0 reuses the connection the schema check opened; the others each open
+        # their own (a pg8000 connection is not shared between threads).
+        lambda index: runtime if index == 0 else runtime.for_worker(),
         options,
         stats=stats,
         switch=switch,
@@ -263,23 +254,21 @@ def _fail(command: str, error: BaseException, *, hint: str = "") -> int:
 
 
 def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{PROG} drain: %(levelname)s %(message)s"))
-    root = logging.getLogger("login_etl_drain")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    # One line per rejected record: message id, reason code and field, never the value.
-    rejections = logging.getLogger("login_etl_drain.rejections")
-    rejected_handler = logging.StreamHandler(sys.stderr)
-    rejected_handler.setFormatter(
-        logging.Formatter(
-            f"{PROG} drain: rejected %(message_id)s reason=%(reason)s field=%(field)s"
-        )
-    )
-    rejections.handlers[:] = [rejected_handler]
-    rejections.setLevel(logging.WARNING if verbose else logging.ERROR)
-    rejections.propagate = False
+    # Rejections: one line per rejected record: message id, reason code and field, never the value.
+    for name, text, level in (
+        ("login_etl_drain", "%(levelname)s %(message)s", logging.INFO),
+        (
+            "login_etl_drain.rejections",
+            "rejected %(message_id)s reason=%(reason)s field=%(field)s",
+            logging.WARNING if verbose else logging.ERROR,
+        ),
+    ):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG} drain: {text}"))
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
 
 
 def _int_in_range(low: int, high: int) -> Callable[[str], int]:

@@ -1,26 +1,10 @@
-"""Visibility heartbeat: keeps a batch's messages hidden while it is in flight.
+"""Visibility heartbeat: while a batch is in flight, re-extend its messages' visibility every
+third of the timeout, so nobody else receives them meanwhile (docs/drain.md, "In flight").
 
-A received message becomes visible again after the visibility timeout. If a batch
-(gathering up to 10,000 messages, then one database transaction) outlives it, another
-worker — or the Lambda — would receive the same messages while we still hold them.
-The ledger would turn that into duplicates, but the work is wasted and the receive
-count climbs towards the DLQ. So while a batch is in flight, a thread re-extends its
-visibility every third of the timeout (ChangeMessageVisibilityBatch, 10 per call).
-
-Each beat covers every record it can, whatever happens to some of them:
-
-- a call that fails as a whole (throttled, a network blip) is counted and logged; the
-  other calls of the beat still run, and the next beat asks again for its records;
-- an entry SQS refuses with ``SenderFault`` (receipt handle invalid or gone, message no
-  longer in flight, the 12-hour visibility limit reached) will be refused again: it is
-  dropped from the lease, counted and logged (codes and counts, never ids);
-- an entry refused without sender fault (an SQS-side error) stays for the next beat;
-- any other exception is logged and the heartbeat keeps going.
-
-The calls of one beat run on up to :data:`MAX_PARALLEL_CALLS` threads: 10,000 records
-are 1,000 calls, which one after the other (tens of milliseconds each) would take longer
-than the beat interval of a 30 s timeout; in parallel the beat's critical path is
-``ceil(1000 / 16) = 63`` calls.
+A beat never stops for a failure: a call failed as a whole is asked again next beat; an entry
+refused with ``SenderFault`` would be refused again, so it is dropped; other refused entries
+stay. Its calls run on up to :data:`MAX_PARALLEL_CALLS` threads (10,000 records are 1,000
+calls, too many one after the other for the beat interval of a 30 s timeout).
 """
 
 from __future__ import annotations
@@ -31,12 +15,11 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Final, Protocol
 
 from login_etl.errors import SqsError
 
-from .sqs import MAX_PER_CALL, EntryFailure, Record
+from .sqs import EntryFailure, Record, chunks
 
 log = logging.getLogger(__name__)
 _MIN_INTERVAL_S = 0.2
@@ -97,12 +80,7 @@ class VisibilityLease:
     def __enter__(self) -> VisibilityLease:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
     def _beat(self) -> None:
@@ -115,21 +93,20 @@ class VisibilityLease:
     def extend_now(self) -> BeatReport:
         """One beat: extend every held record by the timeout, the calls in parallel."""
         with self._lock:
-            records = list(self._records)
-        chunks = [records[i : i + MAX_PER_CALL] for i in range(0, len(records), MAX_PER_CALL)]
-        report = BeatReport(calls=len(chunks))
-        if not chunks:
+            calls = list(chunks(self._records))
+        report = BeatReport(calls=len(calls))
+        if not calls:
             return report
-        if len(chunks) == 1:
-            outcomes = [self._extend_chunk(chunks[0])]
+        if len(calls) == 1:
+            outcomes = [self._extend_chunk(calls[0])]
         else:
             with ThreadPoolExecutor(
-                max_workers=min(MAX_PARALLEL_CALLS, len(chunks)),
+                max_workers=min(MAX_PARALLEL_CALLS, len(calls)),
                 thread_name_prefix="visibility-heartbeat-call",
             ) as pool:
-                outcomes = list(pool.map(self._extend_chunk, chunks))
+                outcomes = list(pool.map(self._extend_chunk, calls))
         gone: set[int] = set()  # id() of the records SQS will never extend again
-        for chunk, outcome in zip(chunks, outcomes, strict=True):
+        for chunk, outcome in zip(calls, outcomes, strict=True):
             if isinstance(outcome, SqsError):
                 report.failed_calls += 1
                 report.in_failed_calls += len(chunk)
@@ -149,11 +126,7 @@ class VisibilityLease:
         return report
 
     def _extend_chunk(self, chunk: Sequence[Record]) -> list[EntryFailure] | SqsError:
-        """The refused entries of one call, or the error that failed it as a whole.
-
-        Not fatal: at worst these messages are redelivered and the ledger reports them
-        as duplicates. The next beat asks again.
-        """
+        # Not fatal: at worst these messages are redelivered and the ledger skips them.
         try:
             return self._queue.change_visibility(chunk, self._timeout_s)
         except SqsError as error:
@@ -169,19 +142,12 @@ def _log_report(report: BeatReport) -> None:
             report.in_failed_calls,
             report.first_error,
         )
-    if report.dropped:
-        log.warning(
-            "visibility heartbeat: SQS refused %d records for good (%s); no longer extended",
-            sum(report.dropped.values()),
-            _codes(report.dropped),
-        )
-    if report.retried:
-        log.warning(
-            "visibility heartbeat: SQS refused %d records for now (%s); retried next beat",
-            sum(report.retried.values()),
-            _codes(report.retried),
-        )
-
-
-def _codes(counts: Counter[str]) -> str:
-    return ", ".join(f"{code} x{count}" for code, count in sorted(counts.items()))
+    for counts, what in (
+        (report.dropped, "for good (%s); no longer extended"),
+        (report.retried, "for now (%s); retried next beat"),
+    ):
+        if counts:
+            codes = ", ".join(f"{code} x{n}" for code, n in sorted(counts.items()))
+            log.warning(
+                f"visibility heartbeat: SQS refused %d records {what}", sum(counts.values()), codes
+            )

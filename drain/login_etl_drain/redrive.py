@@ -1,20 +1,9 @@
-"""Move dead-lettered messages back to their source queue after a fix.
+"""Move dead-lettered messages back to their source queue after a fix (docs/drain.md).
 
-By default (``copy``) a receive → send → delete loop that keeps each message's identity:
-every copy carries the signed ``login-etl.identity`` attribute (``login_etl.identity``)
-with the original ``messageId`` and ``SentTimestamp``, so the pipeline claims it under
-its original id (a message committed before it was dead-lettered is not written again)
-and dates it by the original send day. An identity that a copy already carries from an
-earlier redrive is kept if it verifies; the producer's own attributes are kept. The
-loop never deletes a message before the destination accepted its copy (a crash in
-between leaves a second copy, which the ledger skips: same original id).
-
-``move-task`` (or ``auto`` where the endpoint supports it) uses SQS's own
-``StartMessageMoveTask``, as the console's redrive does: faster, but every message gets
-a new ``messageId`` and ``SentTimestamp`` and no identity, so ``create_date`` becomes
-the redrive day and a message committed before it was dead-lettered is written twice.
-
-    login-etl redrive --dlq-url URL [--to-queue-url URL] [--endpoint-url URL] [--region R]
+``copy`` (the default): receive → send → delete, never deleting before the destination
+accepted the copy; each copy carries the signed ``login-etl.identity`` attribute (original
+``messageId`` and ``SentTimestamp``), so it is claimed under its original id and dated by its
+send day. ``move-task``: SQS's ``StartMessageMoveTask`` (new ids, no identity).
 """
 
 from __future__ import annotations
@@ -169,8 +158,5 @@ def with_identity(
 
 def _copyable(attributes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Message attributes as SendMessage takes them (ReceiveMessage adds empty list fields)."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, value in attributes.items():
-        kept = {k: value[k] for k in ("DataType", "StringValue", "BinaryValue") if k in value}
-        out[str(name)] = kept
-    return out
+    fields = ("DataType", "StringValue", "BinaryValue")
+    return {str(name): {k: v[k] for k in fields if k in v} for name, v in attributes.items()}

@@ -1,14 +1,9 @@
 """The drain loop: what the Lambda event source mapping does, as local worker threads.
 
-Each worker: long-poll ReceiveMessage until it holds ``batch_size`` records (or the
-queue has no more right now), keep them invisible while in flight, run the SAME
-pipeline as the Lambda (a ``PipelineRuntime`` per worker), then delete only the records
-that were written or were duplicates. Rejected records are left alone: they reappear
-after the visibility timeout and, after ``maxReceiveCount``, the queue's redrive policy
-moves them to the DLQ.
-
-A batch-level exception (database unreachable, schema missing, ...) deletes nothing.
-Without ``follow`` it stops the run; with ``follow``, transient ones back off and retry.
+Each worker gathers up to ``batch_size`` records, keeps them invisible while in flight, runs
+the Lambda's pipeline and deletes only what was written or a duplicate; rejected records
+reappear and go to the DLQ after ``maxReceiveCount``. A batch-level exception deletes
+nothing: without ``follow`` it stops the run, with ``follow`` a transient one is retried.
 """
 
 from __future__ import annotations
@@ -16,12 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from login_etl.errors import CredentialsRejected, DatabaseUnavailable, QueueNotFound, SqsError
-from login_etl.pipeline import BatchResult, RejectionLog
+from login_etl.pipeline import RejectionLog
+from login_etl.runtime import PipelineRuntime
 
 from .lease import VisibilityLease
 from .progress import Stats
@@ -41,16 +36,6 @@ class DrainOptions:
     idle_polls: int = 2  # without follow: stop after this many empty long polls in a row
     visibility_timeout: int | None = None  # None: the queue's own
     max_backoff_s: float = 60.0
-
-
-class Pipeline(Protocol):
-    """What a worker runs its batches through: ``login_etl.runtime.PipelineRuntime``."""
-
-    def process(
-        self, records: Iterable[Mapping[str, Any]], *, logger: RejectionLog
-    ) -> BatchResult: ...
-
-    def close(self) -> None: ...
 
 
 class StopSwitch:
@@ -116,7 +101,7 @@ class Drainer:
     def __init__(
         self,
         queue: SqsQueue,
-        pipeline_for_worker: Callable[[int], Pipeline],
+        pipeline_for_worker: Callable[[int], PipelineRuntime],
         options: DrainOptions,
         *,
         stats: Stats,
@@ -142,7 +127,14 @@ class Drainer:
         On an interrupt only the batches in flight are awaited (workers blocked in a
         long poll hold nothing yet: whatever they receive later is left undeleted).
         """
-        self.start()
+        # Clients are made here, in one thread: boto3 sessions are not thread-safe.
+        queues = [self._queue] + [self._queue.clone() for _ in range(self._options.concurrency - 1)]
+        for index, queue in enumerate(queues):
+            thread = threading.Thread(
+                target=self._worker, args=(index, queue), name=f"drain-{index}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
         while any(t.is_alive() for t in self._threads) and not self._switch.stopped:
             tick()
             time.sleep(0.1)
@@ -155,20 +147,10 @@ class Drainer:
                     thread.join(0.2)
                     tick()
 
-    def start(self) -> None:
-        # Clients are made here, in one thread: boto3 sessions are not thread-safe.
-        queues = [self._queue] + [self._queue.clone() for _ in range(self._options.concurrency - 1)]
-        for index, queue in enumerate(queues):
-            thread = threading.Thread(
-                target=self._worker, args=(index, queue), name=f"drain-{index}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
-
     def _worker(self, index: int, queue: SqsQueue) -> None:
         options = self._options
         idle = failures = 0
-        pipeline: Pipeline | None = None
+        pipeline: PipelineRuntime | None = None
         try:
             pipeline = self._pipeline_for_worker(index)
             while not self._switch.stopped:
@@ -194,7 +176,7 @@ class Drainer:
             if pipeline is not None:
                 pipeline.close()
 
-    def _one_batch(self, queue: SqsQueue, pipeline: Pipeline) -> bool:
+    def _one_batch(self, queue: SqsQueue, pipeline: PipelineRuntime) -> bool:
         """Receive, process, delete one batch. False when the queue gave nothing."""
         with VisibilityLease(queue, self._visibility_s) as lease:
             records = self._gather(queue, lease)
@@ -217,11 +199,8 @@ class Drainer:
         return True
 
     def _gather(self, queue: SqsQueue, lease: VisibilityLease) -> list[Record]:
-        """Up to ``batch_size`` records from as many ReceiveMessage calls as needed.
-
-        Only the first call waits (long poll); later ones take what is there right
-        now, so a batch never waits for a full 10,000 on a slow queue.
-        """
+        """Up to ``batch_size`` records from as many ReceiveMessage calls as needed. Only the
+        first one waits: a batch never waits for a full 10,000 on a slow queue."""
         records: list[Record] = []
         size = self._options.batch_size
         while len(records) < size and not self._switch.stopped:

@@ -1,21 +1,10 @@
 """SQS adapter: the one module that talks to SQS for ``drain``, ``redrive`` and the CLI
-(and localdev's tools for LocalStack 0.14.3).
+(and localdev's tools for LocalStack 0.14.3); docs/drain.md, "Any SQS endpoint".
 
-It receives messages the way the Lambda event source mapping does and hands them on as
-records of the Lambda SQS event (``messageId``, ``receiptHandle``, ``body``, ``attributes``,
-``md5OfBody``, ``eventSourceARN``, ...), so ``process_batch`` sees exactly what it sees in
-Lambda. Every botocore error leaves this module as an :class:`SqsError` with a one-line
-message (never a message body), classified once, in :func:`call_sqs`.
-
-Both protocols are botocore clients. The current botocore speaks only SQS's JSON protocol;
-an endpoint that speaks only the query protocol (LocalStack before 3.0) gets a client of a
-botocore session of its own whose data path holds botocore 1.34.89's SQS model (the last
-with ``protocol: query``, shipped in ``data/`` with botocore's notice).
-
-    queue = SqsQueue.open("http://127.0.0.1:4566/000000000000/login-queue",
-                          endpoint_url="http://127.0.0.1:4566", region="us-east-1")
-    records = queue.receive(10, wait_seconds=20, visibility_timeout=30)
-    queue.delete(records)
+Messages leave it as records of the Lambda SQS event, so ``process_batch`` sees exactly what
+it sees in Lambda; every botocore error leaves it as a one-line :class:`SqsError` (never a
+message body), classified once, in :func:`call_sqs`. An endpoint that speaks only the query
+protocol gets a client whose botocore session loads the query model shipped in ``data/``.
 """
 
 from __future__ import annotations
@@ -50,7 +39,7 @@ from login_etl.errors import (
 
 if TYPE_CHECKING:  # type information only: mypy-boto3-sqs is a development dependency
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
+    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType, QueueAttributeNameType
     from mypy_boto3_sqs.type_defs import MessageTypeDef, SendMessageBatchRequestEntryTypeDef
 
 Record = dict[str, Any]
@@ -162,12 +151,7 @@ class SqsQueue:
     def open(
         cls, url: str, *, endpoint_url: str | None, region: str | None, wait_seconds: int = 20
     ) -> SqsQueue:
-        """Check the queue exists and read what records need (ARN) and the visibility timeout.
-
-        This first call also picks the protocol: an endpoint other than AWS's own that
-        does not understand SQS's JSON protocol (LocalStack before 3.0) gets the query
-        protocol from then on (:attr:`protocol` says which).
-        """
+        """Check the queue exists, read its ARN and visibility timeout, pick the protocol."""
         if region is None and botocore.session.Session().get_config_variable("region") is None:
             # Neither --region nor AWS_REGION / a profile: the queue URL may name it.
             region = region_from_url(url) or ("us-east-1" if _is_loopback(url) else None)
@@ -250,7 +234,7 @@ class SqsQueue:
     def delete(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
         """DeleteMessageBatch; returns the messageIds SQS did not delete."""
         failed: list[str] = []
-        for chunk in _chunks(records):
+        for chunk in chunks(records):
             response = self._call(
                 "DeleteMessageBatch",
                 lambda c, chunk=chunk: c.delete_message_batch(  # type: ignore[misc]
@@ -350,7 +334,8 @@ def _event_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _chunks(records: Sequence[Mapping[str, Any]]) -> Iterator[Sequence[Mapping[str, Any]]]:
+def chunks[R](records: Sequence[R]) -> Iterator[Sequence[R]]:
+    """``records`` in pieces of at most :data:`MAX_PER_CALL` (one *Batch call each)."""
     for start in range(0, len(records), MAX_PER_CALL):
         yield records[start : start + MAX_PER_CALL]
 
@@ -373,15 +358,16 @@ def _is_loopback(url: str | None) -> bool:
 def _choose_protocol[T](
     options: ClientOptions, call: Callable[[SQSClient], T]
 ) -> tuple[ClientOptions, SQSClient, T]:
-    """Make the first call in JSON; if the endpoint does not understand it, in query.
-
-    Only an endpoint other than AWS's own is asked in query, and only when the JSON call
-    was not understood (LocalStack 0.14: HTTP 500, body ``{}``). If the query call is not
-    understood either, the JSON call's error stands.
+    """Make the first call in JSON; if an endpoint other than AWS's own does not understand
+    it (LocalStack 0.14: HTTP 500, body ``{}``), in query. If neither does, JSON's error stands.
     """
+
+    def with_retries(chosen: ClientOptions) -> tuple[ClientOptions, SQSClient, T]:
+        client = chosen.make_client()
+        return chosen, client, call(client)
+
     if options.protocol == "query" or options.endpoint_url is None:
-        client = options.make_client()
-        return options, client, call(client)
+        return with_retries(options)
     try:
         # One attempt: a server that does not speak JSON answers every retry the same.
         result = call(options.make_client(retry=False))
@@ -400,8 +386,7 @@ def _choose_protocol[T](
     except EndpointUnreachable:
         raise
     except SqsError:  # an SQS error or a transient one: retry as usual
-        client = options.make_client()
-        return options, client, call(client)
+        return with_retries(options)
     return options, options.make_client(), result
 
 
@@ -413,16 +398,17 @@ def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = Non
         code = str(error.response.get("Error", {}).get("Code", "?"))
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         text = _first_line(str(error.response.get("Error", {}).get("Message", "")))
+        detail = f"{code}: {text}" if text else code
         if code in _NOT_FOUND:
             raise QueueNotFound(f"queue {queue_url} does not exist ({code})") from None
         if code in _CREDENTIALS or status == 403:  # 403: an error body botocore could not parse
             raise CredentialsRejected(
-                f"SQS refused the AWS credentials ({code}{': ' + text if text else ''}); "
+                f"SQS refused the AWS credentials ({detail}); "
                 "check AWS_PROFILE / AWS_ACCESS_KEY_ID and the queue's permissions"
             ) from None
         # A bare HTTP status as the code: no SQS error at all.
         kind = NotUnderstood if code.isdigit() or code in _NOT_UNDERSTOOD else SqsError
-        raise kind(f"SQS {what} failed: {code}{': ' + text if text else ''}") from None
+        raise kind(f"SQS {what} failed: {detail}") from None
     except (EndpointConnectionError, ConnectTimeoutError) as error:
         raise EndpointUnreachable(f"cannot reach the SQS endpoint: {error}") from None
     except ReadTimeoutError as error:
@@ -443,18 +429,14 @@ def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = Non
 
 def queue_counts(client: SQSClient, queue_url: str) -> tuple[int, int]:
     """(visible, in flight) messages of a queue, as SQS approximates them."""
+    names: list[QueueAttributeNameType] = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+    ]
     attributes = call_sqs(
         "GetQueueAttributes",
-        lambda: client.get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-            ],
-        )["Attributes"],
+        lambda: client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names),
         queue_url=queue_url,
-    )
-    return (
-        int(attributes.get("ApproximateNumberOfMessages", 0)),
-        int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-    )
+    )["Attributes"]
+    visible, in_flight = (int(attributes.get(name, 0)) for name in names)
+    return visible, in_flight
