@@ -266,6 +266,28 @@ def localstack_endpoint() -> Iterator[str]:
             localstack.stop()
 
 
+# `make test` runs the suite in several xdist workers (`--dist loadgroup`). Each of these
+# servers is one per machine (LocalStack's fixed port, one 0.14.3, one podman service and
+# Lambda image), so every test that needs one runs in the same worker, which starts it once.
+# A test that needs two of them would start the second beside its own worker: refused.
+SERVER_GROUPS = (
+    ("localstack_endpoint", "localstack"),
+    ("localstack_0143", "localstack-0143"),
+    ("containers", "sam-local"),
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (its own hook)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        groups = [group for fixture, group in SERVER_GROUPS if fixture in names]
+        if len(groups) > 1:
+            raise pytest.UsageError(f"{item.nodeid} needs servers of two groups: {groups}")
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(groups[0]))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # See tests/support/pii_guard.py. The deployed function (e2e) writes its logs to files.
     config.pluginmanager.register(PiiGuard(REPO / ".local" / "lambda-logs"), "pii-guard")
