@@ -25,6 +25,7 @@ from typing import Any
 
 import pg8000.native
 import pytest
+from _pytest.nodeid import NodeId
 
 from localdev.env import postgres as local_postgres
 from localdev.env import postgres10
@@ -277,15 +278,18 @@ SERVER_GROUPS = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (its own hook)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    grouping = bool(getattr(config.option, "loadgroup", False))  # an xdist worker, loadgroup
     for item in items:
         names = getattr(item, "fixturenames", ())
         groups = [group for fixture, group in SERVER_GROUPS if fixture in names]
         if len(groups) > 1:
             raise pytest.UsageError(f"{item.nodeid} needs servers of two groups: {groups}")
-        if groups:
-            item.add_marker(pytest.mark.xdist_group(groups[0]))
+        if groups and grouping:
+            # xdist's loadgroup schedules by a "@group" suffix of the node id, which
+            # xdist 3.8 writes to `item._nodeid`; pytest 9.2 keeps the id in `item._id`,
+            # so an xdist_group mark alone no longer groups anything. Write it here.
+            item._id = NodeId.parse(f"{item.nodeid}@{groups[0]}")  # type: ignore[attr-defined]
 
 
 def pytest_configure(config: pytest.Config) -> None:
