@@ -43,9 +43,9 @@ def test_tests_of_one_server_group_run_in_one_worker(tmp_path: Path) -> None:
     )
     (tmp_path / "test_grouped.py").write_text(TESTS)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("", "handler"))}
+    command = [sys.executable, "-m", "pytest", "-q", "-rP", "-p", "no:cacheprovider"]
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rP", "-p", "no:cacheprovider"]
-        + ["-n", "3", "--dist", "loadgroup", str(tmp_path)],
+        [*command, "-n", "3", "--dist", "loadgroup", str(tmp_path)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
