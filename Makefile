@@ -6,8 +6,11 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed-stamp
 EVENT    ?= events/sqs-mixed-batch.json
+# pytest-xdist workers for `make test`: the suite mostly waits on servers, so more workers
+# than the 2 cores pay off; tests that need one server share one worker (tests/conftest.py).
+WORKERS  ?= 4
 
-.PHONY: help setup test test-unit lint db-init run-event pg-up pg-down bench clean \
+.PHONY: help setup test test-fast test-unit lint db-init run-event pg-up pg-down bench clean \
         up down deploy-local demo invoke lambda-image redrive soak
 
 help: ## list the targets
@@ -23,10 +26,15 @@ $(STAMP): requirements-dev.txt handler/requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
-test: setup ## run every check and test (what CI runs)
+test: setup ## run every check and test (what CI runs; parallel workers, the 15 slowest tests listed)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(WORKERS) --dist loadgroup --durations=15
+
+test-fast: setup ## lint, types, unit and static tests (about a minute): before every commit
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m pytest -n 2 tests/unit tests/static
 
 test-unit: setup ## only the fast unit tests
 	$(PY) -m pytest tests/unit

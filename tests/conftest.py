@@ -25,6 +25,7 @@ from typing import Any
 
 import pg8000.native
 import pytest
+from _pytest.nodeid import NodeId
 
 from localdev.env import postgres as local_postgres
 from localdev.env import postgres10
@@ -264,6 +265,31 @@ def localstack_endpoint() -> Iterator[str]:
     finally:
         if started:
             localstack.stop()
+
+
+# `make test` runs the suite in several xdist workers (`--dist loadgroup`). Each of these
+# servers is one per machine (LocalStack's fixed port, one 0.14.3, one podman service and
+# Lambda image), so every test that needs one runs in the same worker, which starts it once.
+# A test that needs two of them would start the second beside its own worker: refused.
+SERVER_GROUPS = (
+    ("localstack_endpoint", "localstack"),
+    ("localstack_0143", "localstack-0143"),
+    ("containers", "sam-local"),
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    grouping = bool(getattr(config.option, "loadgroup", False))  # an xdist worker, loadgroup
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        groups = [group for fixture, group in SERVER_GROUPS if fixture in names]
+        if len(groups) > 1:
+            raise pytest.UsageError(f"{item.nodeid} needs servers of two groups: {groups}")
+        if groups and grouping:
+            # xdist's loadgroup schedules by a "@group" suffix of the node id, which
+            # xdist 3.8 writes to `item._nodeid`; pytest 9.2 keeps the id in `item._id`,
+            # so an xdist_group mark alone no longer groups anything. Write it here.
+            item._id = NodeId.parse(f"{item.nodeid}@{groups[0]}")  # type: ignore[attr-defined]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from localdev import REPO
+from localdev.env.filelock import locked
 from localdev.env.localstack import client_env
 
 BIN_DIR = Path(sys.executable).parent  # sam and samlocal live beside the venv's python
@@ -101,5 +102,8 @@ def build(build_dir: Path = BUILD_DIR, *, quiet: bool = False) -> Path:
     """``sam build`` into ``build_dir``; returns the function's artifact folder."""
     cache_dir = build_dir.parent / "cache"
     args = ["build", "--build-dir", str(build_dir), "--cached", "--cache-dir", str(cache_dir)]
-    run_sam(args, env=sam_env(), quiet=quiet)
+    # sam build stages dependencies in the checkout's .aws-sam/deps whatever --build-dir
+    # says: two builds at once (parallel test workers) remove each other's folders.
+    with locked(REPO / ".local" / "sam-build.lock"):
+        run_sam(args, env=sam_env(), quiet=quiet)
     return build_dir / FUNCTION_ID

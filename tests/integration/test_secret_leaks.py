@@ -160,7 +160,12 @@ def _exception_text(error: BaseException | None) -> str:
 def run_handler(logs: Callable[[], str]) -> tuple[dict[str, Any] | None, str]:
     """Invoke the real handler; returns its answer (None if it raised) and all it said."""
     import app
+    from login_etl.runtime import PipelineRuntime
 
+    # A cold start: the module's runtime keeps its Secrets Manager client from whichever
+    # test used it first in this process (its endpoint, and whether moto stubs it).
+    warm = app._runtime
+    app._runtime = PipelineRuntime(log=app.logger, on_refresh_failure=app._count_refresh_failure)
     try:
         response = app.lambda_handler(sqs_event([LOGIN]), LocalContext())
         error = None
@@ -168,6 +173,7 @@ def run_handler(logs: Callable[[], str]) -> tuple[dict[str, Any] | None, str]:
         response, error = None, raised
     finally:
         app._runtime.close()
+        app._runtime = warm
     return response, logs() + _exception_text(error)
 
 

@@ -10,13 +10,20 @@ fails the session. Only values shaped like real PII are recorded (IPv4/IPv6
 addresses, NNN-NN-NNNN ids): hypothesis also feeds tiny strings such as "0" that occur
 in any log line.
 
+Under pytest-xdist each worker hands what it saw (values and lines) to the controller
+through a folder the controller names, and the controller checks them all together: a
+value masked in one worker is also searched for in every other worker's lines.
+
 Registered by ``tests/conftest.py``; ``tests/unit/test_pii_guard.py`` proves it fails.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +60,8 @@ class PiiGuard:
         self.lines: list[str] = []
         self._function_logs = function_logs
         self._undo: list[Callable[[], None]] = []
+        self._share: Path | None = None  # xdist: where the workers leave what they saw
+        self._worker = False
 
     def record(self, *values: object) -> None:
         for value in values:
@@ -71,6 +80,10 @@ class PiiGuard:
     # -- pytest hooks --------------------------------------------------------------
 
     def pytest_configure(self, config: pytest.Config) -> None:
+        worker_input = getattr(config, "workerinput", None)
+        if worker_input is not None:
+            self._share = Path(worker_input["pii_guard_dir"])
+            self._worker = True
         from login_etl.masking import Masker
         from login_etl.telemetry import logger
 
@@ -111,10 +124,30 @@ class PiiGuard:
         self._undo.append(lambda: setattr(traffic, "login", login))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # What a test printed or logged (captured by pytest, shown only on failure).
+        # What a test printed or logged (captured by pytest, shown only on failure). Under
+        # xdist the controller gets every worker's reports: it keeps them.
+        if self._worker:
+            return
         self.lines.extend(text for _, text in report.sections if text)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:  # xdist controller, once per worker
+        if self._share is None:
+            self._share = Path(tempfile.mkdtemp(prefix="login-etl-pii-guard-"))
+            self._undo.append(lambda: shutil.rmtree(str(self._share), ignore_errors=True))
+        node.workerinput["pii_guard_dir"] = str(self._share)
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        worker_input = getattr(session.config, "workerinput", None)
+        if self._worker and worker_input is not None and self._share is not None:  # hand over
+            seen = {"values": sorted(self.raw_values), "lines": self.lines}
+            (self._share / f"{worker_input['workerid']}.json").write_text(json.dumps(seen))
+            return
+        if self._share is not None:  # xdist controller: take in every worker's
+            for handed in sorted(self._share.glob("*.json")):
+                seen = json.loads(handed.read_text())
+                self.raw_values.update(seen["values"])
+                self.lines.extend(seen["lines"])
         leaked = self.leaked()
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:

@@ -112,3 +112,50 @@ def test_a_value_inside_a_longer_address_is_not_a_leak() -> None:
     guard.record("7.0.0.1", "10.1.2.3")
     guard.lines.append("cannot connect to Postgres at 127.0.0.1:5432; ip=10.1.2.3")
     assert guard.leaked() == ["10.1.2.3"]
+
+
+# Under xdist: one worker masks the value, another logs it. Only the controller, which
+# takes in what every worker saw, can find that leak.
+MASKS = """
+import os
+from login_etl.masking import Masker
+
+def test_masks():
+    Masker(b"k").mask_login("172.16.254.9", None)
+    print("worker", os.environ["PYTEST_XDIST_WORKER"])
+"""
+LOGS = """
+import logging
+import os
+
+def test_logs():
+    logging.getLogger("login_etl_drain.x").warning("bad ip 172.16.254.9")
+    print("worker", os.environ["PYTEST_XDIST_WORKER"])
+"""
+
+
+def test_the_guard_finds_a_value_masked_in_one_worker_and_logged_in_another(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "test_masks.py").write_text(MASKS)
+    (tmp_path / "test_logs.py").write_text(LOGS)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("", "handler", "drain")),
+        "POWERTOOLS_SERVICE_NAME": "login-etl",
+    }
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rP"]
+    run = subprocess.run(
+        [*command, "-n", "2", "--dist", "loadfile", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    workers = {line.split()[1] for line in run.stdout.splitlines() if line.startswith("worker ")}
+    assert workers == {"gw0", "gw1"}, run.stdout  # the two tests ran in different workers
+    assert "2 passed" in run.stdout
+    assert "PII guard: leaked values (first 5): ['172.16.254.9']" in run.stdout
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout + run.stderr

@@ -10,6 +10,8 @@ Stdlib only: it runs inside LocalStack (to prepare a function) and as
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import os
@@ -17,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 # Pinned to the boto3 that localstack-core 2026.3.0 itself uses: known to speak LocalStack's
@@ -110,7 +113,7 @@ def is_ready(runtime: str) -> bool:
 def ensure(runtime: str) -> Path:
     """Create (or refresh) the runtime's virtualenv; return its interpreter. Idempotent."""
     check_supported(runtime)
-    with _lock:
+    with _lock, _locked_across_processes(runtime):
         if is_ready(runtime):
             return interpreter(runtime)
         target = venv_dir(runtime)
@@ -132,6 +135,19 @@ def ensure(runtime: str) -> Path:
         )
         (target / _STAMP).write_text(_requirements_hash(runtime) + "\n")
         return interpreter(runtime)
+
+
+@contextlib.contextmanager
+def _locked_across_processes(runtime: str) -> Iterator[None]:
+    """LocalStack's executor and ``make up`` (or two test workers) may build it at once."""
+    lock_file = venv_dir(runtime).with_name(f".{runtime}.lock")
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def main(argv: list[str]) -> int:
