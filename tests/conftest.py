@@ -16,6 +16,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,12 @@ from login_etl.postgres import connect, sql
 from tests.support.pii_guard import PiiGuard
 
 REPO = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # This worker's own LocalStack. localdev.env.localstack reads the port when first imported;
+    # this conftest is imported before the others and the test modules, which import it.
+    assert "localdev.env.localstack.server" not in sys.modules, "LocalStack imported too early"
+    os.environ["LOCALSTACK_PORT"] = str(local_postgres.free_port())
 EVENTS = REPO / "events"
 
 LEGACY_DDL = """
@@ -267,12 +274,14 @@ def localstack_endpoint() -> Iterator[str]:
             localstack.stop()
 
 
-# `make test` runs the suite in several xdist workers (`--dist loadgroup`). Each of these
-# servers is one per machine (LocalStack's fixed port, one 0.14.3, one podman service and
-# Lambda image), so every test that needs one runs in the same worker, which starts it once.
-# A test that needs two of them would start the second beside its own worker: refused.
+# `make test` runs the suite in several xdist workers (`--dist loadgroup`). Each worker runs its
+# own LocalStack on a free port (pytest_configure), so the LocalStack tests of one module run
+# in one worker (its module-scoped fixtures, one LocalStack start per module at most) and the
+# modules spread over the workers. LocalStack 0.14.3 and the podman service with its Lambda
+# image are one per machine: every test that needs one of them runs in the same worker, which
+# starts it once. A test that needs two of these groups is refused at collection.
 SERVER_GROUPS = (
-    ("localstack_endpoint", "localstack"),
+    ("localstack_endpoint", "localstack-{module}"),
     ("localstack_0143", "localstack-0143"),
     ("containers", "sam-local"),
 )
@@ -282,7 +291,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     grouping = bool(getattr(config.option, "loadgroup", False))  # an xdist worker, loadgroup
     for item in items:
         names = getattr(item, "fixturenames", ())
-        groups = [group for fixture, group in SERVER_GROUPS if fixture in names]
+        groups = [
+            group.format(module=item.path.stem)
+            for fixture, group in SERVER_GROUPS
+            if fixture in names
+        ]
         if len(groups) > 1:
             raise pytest.UsageError(f"{item.nodeid} needs servers of two groups: {groups}")
         if groups and grouping:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -19,12 +20,16 @@ from pathlib import Path
 
 from localdev.env.localstack import venv
 
-PORT = int(os.environ.get("LOCALSTACK_PORT", "4566"))
+DEFAULT_PORT = 4566
+PORT = int(os.environ.get("LOCALSTACK_PORT", str(DEFAULT_PORT)))
 ENDPOINT = f"http://127.0.0.1:{PORT}"
 HEALTH_URL = f"{ENDPOINT}/_localstack/health"
-PID_FILE = venv.STATE_DIR / "localstack.pid"
-LOG_FILE = venv.STATE_DIR / "localstack.log"
-VOLUME_DIR = venv.STATE_DIR / "localstack-volume"
+# One LocalStack per port (the suite's xdist workers each run one): its files carry the port
+# unless it is the default one.
+_NAME = "localstack" if PORT == DEFAULT_PORT else f"localstack-{PORT}"
+PID_FILE = venv.STATE_DIR / f"{_NAME}.pid"
+LOG_FILE = venv.STATE_DIR / f"{_NAME}.log"
+VOLUME_DIR = venv.STATE_DIR / f"{_NAME}-volume"
 START_TIMEOUT_S = float(os.environ.get("LOCALSTACK_START_TIMEOUT", "90"))
 
 # Only loopback: keeps every request (ours and the functions') off the network.
@@ -149,6 +154,8 @@ def stop(timeout_s: float = 15) -> bool:
         _signal_group(pid, signal.SIGKILL)
     _reap(pid)
     PID_FILE.unlink(missing_ok=True)
+    if PORT != DEFAULT_PORT:  # a worker's LocalStack: its state is not kept (its log is)
+        shutil.rmtree(VOLUME_DIR, ignore_errors=True)
     return True
 
 
