@@ -22,8 +22,9 @@ $(STAMP): requirements-dev.txt handler/requirements.txt pyproject.toml
 	@PY313="$$(localdev/env/find-python313)" || exit 1; \
 	  echo "make setup: using $$PY313"; \
 	  test -x $(PY) || "$$PY313" -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check "$$(grep '^uv==' requirements-dev.txt)"
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --compile-bytecode -r requirements-dev.txt
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	@touch $@
 
 test: setup ## run every check and test (what CI runs; parallel workers, the 15 slowest tests listed)

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import ModuleType
 
 from localdev import REPO
+from localdev.env import installer
+from localdev.env.filelock import locked
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = REPO
@@ -77,13 +79,20 @@ def ensure_installed() -> bool:
     """Create/refresh the venv when its inputs changed. Returns True if it installed anything."""
     if is_installed():
         return False
-    started = time.monotonic()
     STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with locked(STATE_DIR / "localstack-venv.lock"):  # the suite's workers start it at once
+        if is_installed():  # built by another process while this one waited
+            return False
+        _install()
+    return True
+
+
+def _install() -> None:
+    started = time.monotonic()
     if not VENV_PYTHON.exists():
         base = _runtime_python().find_base_interpreter(LOCALSTACK_PYTHON)
         _run([base, "-m", "venv", str(VENV_DIR)])
-    pip = [str(VENV_PYTHON), "-m", "pip", "install", "--quiet"]
-    _run([*pip, "-r", str(REQUIREMENTS)])
+    _run(installer.install(VENV_PYTHON, "-r", str(REQUIREMENTS)))
     # Built from a copy so the build leaves no build/ or *.egg-info in the work tree; without build
     # isolation because setuptools is already in the venv (a LocalStack dependency).
     with tempfile.TemporaryDirectory(prefix="hostexec-build-") as tmp:
@@ -91,7 +100,11 @@ def ensure_installed() -> bool:
         shutil.copytree(
             PLUGIN_DIR, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
         )
-        _run([*pip, "--no-deps", "--no-build-isolation", "--force-reinstall", str(source)])
+        _run(
+            installer.install(
+                VENV_PYTHON, "--no-deps", "--no-build-isolation", str(source), reinstall=True
+            )
+        )
     # The functions' interpreter, created now rather than on the first CreateFunction.
     _run(
         [str(VENV_PYTHON), "-m", "localstack_hostexec.runtime_python", "ensure", "python3.13"],
@@ -101,4 +114,3 @@ def ensure_installed() -> bool:
     print(
         f"LocalStack venv ready in {time.monotonic() - started:.1f} s: {VENV_DIR}", file=sys.stderr
     )
-    return True

@@ -1,9 +1,10 @@
 """The LocalStack 0.14.3 virtualenv (``.local/localstack-0.14.3-venv``), built from the lock.
 
 0.14.3 runs on Python 3.9 (the exercise image's era), so it gets a virtualenv of its own, filled
-with ``pip install --no-deps --require-hashes -r requirements.txt``. A stamp holding the hash of
-the lock and of the venv's ``pyvenv.cfg`` (which names the interpreter and its version) makes a
-second start one or two file reads; any change rebuilds the venv from scratch.
+with ``pip install --no-deps --require-hashes -r requirements.txt`` (uv's ``pip install`` when
+run from .venv: ``localdev.env.installer``). A stamp holding the hash of the lock and of the
+venv's ``pyvenv.cfg`` (which names the interpreter and its version) makes a second start one or
+two file reads; any change rebuilds the venv from scratch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 from localdev import REPO
+from localdev.env import installer
 from localdev.env.filelock import locked
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -153,7 +155,7 @@ def ensure_installed() -> bool:
         base = find_python39()
         shutil.rmtree(VENV_DIR, ignore_errors=True)
         _run([base, "-m", "venv", str(VENV_DIR)])
-        pip = [str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes"]
+        pip = installer.install(VENV_PYTHON, "--no-deps", "--require-hashes")
         # The build tools first, from the lock; then the rest with --no-build-isolation, so the
         # sdists (localstack-ext, dnslib, ...) build with them and nothing unhashed is fetched.
         with tempfile.TemporaryDirectory(prefix="ls0143-lock-") as tmp:

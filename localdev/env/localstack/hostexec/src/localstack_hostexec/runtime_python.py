@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # Pinned to the boto3 that localstack-core 2026.3.0 itself uses: known to speak LocalStack's
-# APIs, and already in pip's cache after the LocalStack install. The full closure is pinned so
-# two machines get the same runtime.
+# APIs. The full closure is pinned so two machines get the same runtime.
 RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
     "python3.13": (
         "boto3==1.42.72",
