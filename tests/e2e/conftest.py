@@ -6,6 +6,7 @@ host processes (localdev/env/localstack), so 127.0.0.1 is the same machine.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,8 +45,8 @@ def built_function(tmp_path_factory: pytest.TempPathFactory) -> Path:
 Deployer = Callable[..., dict[str, str]]
 
 
-@pytest.fixture
-def deploy_stack(localstack_endpoint: str, built_function: Path) -> Iterator[Deployer]:
+@contextlib.contextmanager
+def _stacks(built_function: Path) -> Iterator[Deployer]:
     """Deploys stacks with FAST_PARAMS (+ overrides); deletes them, and their key secrets."""
     deployed: list[tuple[str, dict[str, str]]] = []
 
@@ -82,6 +83,21 @@ def deploy_stack(localstack_endpoint: str, built_function: Path) -> Iterator[Dep
                 )
         except Exception as error:  # noqa: BLE001 - clean up as much as possible
             print(f"teardown of {name} failed: {error}")
+
+
+@pytest.fixture
+def deploy_stack(localstack_endpoint: str, built_function: Path) -> Iterator[Deployer]:
+    """The test's own stacks (torn down after it)."""
+    with _stacks(built_function) as deploy_one:
+        yield deploy_one
+
+
+@pytest.fixture(scope="module")
+def deploy_module_stack(localstack_endpoint: str, built_function: Path) -> Iterator[Deployer]:
+    """Stacks the tests of one module share (torn down after the module): for tests that
+    each send their own messages and read back only those."""
+    with _stacks(built_function) as deploy_one:
+        yield deploy_one
 
 
 def client(service: str) -> Any:
