@@ -36,13 +36,13 @@ from login_etl.postgres import connect, sql
 from tests.support.pii_guard import PiiGuard
 
 REPO = Path(__file__).resolve().parent.parent
+EVENTS = REPO / "events"
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # This worker's own LocalStack. localdev.env.localstack reads the port when first imported;
     # this conftest is imported before the others and the test modules, which import it.
     assert "localdev.env.localstack.server" not in sys.modules, "LocalStack imported too early"
     os.environ["LOCALSTACK_PORT"] = str(local_postgres.free_port())
-EVENTS = REPO / "events"
 
 LEGACY_DDL = """
 CREATE TABLE IF NOT EXISTS user_logins(
@@ -275,8 +275,8 @@ def localstack_endpoint() -> Iterator[str]:
 
 
 # `make test` runs the suite in several xdist workers (`--dist loadgroup`). Each worker runs its
-# own LocalStack on a free port (pytest_configure), so the LocalStack tests of one module run
-# in one worker (its module-scoped fixtures, one LocalStack start per module at most) and the
+# own LocalStack on a free port (set above; started by the first test there that needs it), so
+# the LocalStack tests of one module run in one worker (its module-scoped fixtures) and the
 # modules spread over the workers. LocalStack 0.14.3 and the podman service with its Lambda
 # image are one per machine: every test that needs one of them runs in the same worker, which
 # starts it once. A test that needs two of these groups is refused at collection.

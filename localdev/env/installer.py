@@ -2,8 +2,8 @@
 
 ``make setup`` puts uv (pinned in requirements-dev.txt) into ``.venv``; run from there, the
 LocalStack virtualenvs are filled by ``uv pip install`` (about 15 s with the bytecode instead of
-pip's 40 s for LocalStack's core on 2 cores). Run from any other Python, the same command goes through pip.
-Either way the packages come from the same pinned requirements and lock files.
+pip's 40 s for LocalStack's core on 2 cores). Run from any other Python, the same command goes
+through pip. Either way the packages come from the same pinned requirements and lock files.
 """
 
 from __future__ import annotations
