@@ -1,7 +1,4 @@
-"""``login-etl drain`` and ``login-etl redrive`` (docs/drain.md): parse arguments, check
-configuration, database and queue before any receive, run, and turn errors into one line on
-stderr and an exit code.
-"""
+"""``login-etl drain`` and ``login-etl redrive`` (docs/drain.md): arguments, checks, exit codes."""
 
 from __future__ import annotations
 
@@ -39,8 +36,7 @@ EXIT_CONFIG = 3  # no masking key, no database configured, unusable URL
 EXIT_SQS = 4  # queue missing, endpoint unreachable, credentials refused
 EXIT_DATABASE = 5  # database unreachable, table or ledger missing
 
-# The one table from login-etl's errors (login_etl.errors) to exit codes; any other
-# exception is unexpected (EXIT_FAILED).
+# The one table from login_etl.errors to exit codes; any other exception is EXIT_FAILED.
 _EXIT_CODES: tuple[tuple[type[LoginEtlError], int], ...] = (
     (ConfigurationError, EXIT_CONFIG),
     (SettingsError, EXIT_CONFIG),
@@ -68,9 +64,7 @@ def redrive_command(args: argparse.Namespace) -> int:
 
     signer = None
     if args.method != "move-task":
-        # The copies' identities are signed with a key derived from the masking key: the
-        # same configuration as drain and the function (PII_HASH_KEY, ..._SECRET_ARN,
-        # ..._PARAMETER).
+        # The copies' identities are signed with a key derived from the masking key.
         try:
             signer = IdentitySigner(masking_key(dict(os.environ), SecretSource()))
         except ConfigurationError as error:
@@ -146,17 +140,7 @@ def drain(args: argparse.Namespace) -> int:
         visibility_timeout=args.visibility_timeout,
     )
     try:
-        runtime = _checked_runtime(_environment(args.database_url), init_db=args.init_db)
-        try:
-            queue = SqsQueue.open(
-                args.queue_url,
-                endpoint_url=args.endpoint_url,
-                region=args.region,
-                wait_seconds=options.wait_seconds,
-            )
-        except BaseException:
-            runtime.close()
-            raise
+        runtime, queue = _checked_start(args, options.wait_seconds)
     except LoginEtlError as error:
         return _fail("drain", error)
     _note_protocol("drain", queue)
@@ -188,31 +172,31 @@ def drain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _checked_runtime(env: dict[str, str], *, init_db: bool) -> PipelineRuntime:
-    """Resolve the settings, connect and read the table shape now: a missing key or
-    table fails before any receive."""
+def _checked_start(args: argparse.Namespace, wait_seconds: int) -> tuple[PipelineRuntime, SqsQueue]:
+    """Settings, table shape and queue now: a mistake fails before any receive."""
+    env = dict(os.environ)  # the handler's variables; --database-url wins over DB_SECRET_ARN
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+        env.pop("DB_SECRET_ARN", None)
     # A failed secret refresh keeps the last good settings and says so on stderr.
     runtime = PipelineRuntime(env, log=logging.getLogger("login_etl_drain.settings"))
     settings = runtime.settings()
-    if init_db:
+    if args.init_db:
         from login_etl.postgres.schema import init_database
 
         init_database(settings.database)
     try:
         runtime.table_shape()
+        queue = SqsQueue.open(
+            args.queue_url,
+            endpoint_url=args.endpoint_url,
+            region=args.region,
+            wait_seconds=wait_seconds,
+        )
     except BaseException:
         runtime.close()
         raise
-    return runtime
-
-
-def _environment(database_url: str | None) -> dict[str, str]:
-    """The handler's variables; ``--database-url`` wins over DATABASE_URL and DB_SECRET_ARN."""
-    env = dict(os.environ)
-    if database_url:
-        env["DATABASE_URL"] = database_url
-        env.pop("DB_SECRET_ARN", None)
-    return env
+    return runtime, queue
 
 
 @contextmanager
@@ -298,36 +282,21 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--endpoint-url", help="e.g. http://localhost:4566 for LocalStack")
     d.add_argument("--region", help="default: AWS_REGION, the queue URL, us-east-1 on localhost")
     d.add_argument("--database-url", help="postgresql://user:password@host:port/db (or env)")
-    d.add_argument(
-        "--batch-size",
-        type=_int_in_range(1, MAX_BATCH_SIZE),
-        default=10,
-        help=f"records per pipeline batch, 1-{MAX_BATCH_SIZE} (default 10)",
-    )
-    d.add_argument(
-        "--concurrency",
-        type=_int_in_range(1, 64),
-        default=1,
-        help="parallel workers, each with its own connection (default 1)",
+
+    def int_option(flag: str, low: int, high: int, text: str, default: int | None = None) -> None:
+        d.add_argument(flag, type=_int_in_range(low, high), default=default, help=text)
+
+    most = MAX_BATCH_SIZE
+    int_option("--batch-size", 1, most, f"records per pipeline batch, 1-{most} (default 10)", 10)
+    int_option(
+        "--concurrency", 1, 64, "parallel workers, each with its own connection (default 1)", 1
     )
     d.add_argument("--follow", action="store_true", help="keep polling; stop with Ctrl-C")
-    d.add_argument(
-        "--wait-seconds",
-        type=_int_in_range(0, 20),
-        help="long-poll wait per receive (default 2, 20 with --follow)",
-    )
-    d.add_argument(
-        "--idle-polls",
-        type=_int_in_range(1, 1000),
-        default=2,
-        help="without --follow: stop after this many empty polls in a row (default 2)",
-    )
-    d.add_argument(
-        "--visibility-timeout",
-        type=_int_in_range(1, 43_200),
-        help="seconds a received batch stays hidden (default: the queue's); renewed while "
-        "a batch is in flight",
-    )
+    int_option("--wait-seconds", 0, 20, "long-poll wait per receive (default 2, 20 with --follow)")
+    idle_text = "without --follow: stop after this many empty polls in a row (default 2)"
+    int_option("--idle-polls", 1, 1000, idle_text, 2)
+    visibility_text = "seconds a received batch stays hidden (default: the queue's); renewed"
+    int_option("--visibility-timeout", 1, 43_200, f"{visibility_text} while a batch is in flight")
     d.add_argument(
         "--progress-interval",
         type=float,

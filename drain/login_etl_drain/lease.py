@@ -1,11 +1,5 @@
-"""Visibility heartbeat: while a batch is in flight, re-extend its messages' visibility every
-third of the timeout, so nobody else receives them meanwhile (docs/drain.md, "In flight").
-
-A beat never stops for a failure: a call failed as a whole is asked again next beat; an entry
-refused with ``SenderFault`` would be refused again, so it is dropped; other refused entries
-stay. Its calls run on up to :data:`MAX_PARALLEL_CALLS` threads (10,000 records are 1,000
-calls, too many one after the other for the beat interval of a 30 s timeout).
-"""
+"""Visibility heartbeat: re-extend a batch in flight every third of the timeout; what a
+failure does and why the calls run in parallel: docs/drain.md, "In flight"."""
 
 from __future__ import annotations
 
@@ -23,8 +17,7 @@ from .sqs import EntryFailure, Record, chunks
 
 log = logging.getLogger(__name__)
 _MIN_INTERVAL_S = 0.2
-MAX_PARALLEL_CALLS: Final = 16
-"""ChangeMessageVisibilityBatch calls in flight at once, per lease (per drain worker)."""
+MAX_PARALLEL_CALLS: Final = 16  # ChangeMessageVisibilityBatch calls at once, per lease
 
 
 class Extendable(Protocol):
@@ -95,10 +88,8 @@ class VisibilityLease:
         with self._lock:
             calls = list(chunks(self._records))
         report = BeatReport(calls=len(calls))
-        if not calls:
-            return report
-        if len(calls) == 1:
-            outcomes = [self._extend_chunk(calls[0])]
+        if len(calls) <= 1:
+            outcomes = [self._extend_chunk(chunk) for chunk in calls]
         else:
             with ThreadPoolExecutor(
                 max_workers=min(MAX_PARALLEL_CALLS, len(calls)),

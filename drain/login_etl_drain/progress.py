@@ -1,9 +1,5 @@
-"""Counters shared by the workers, and how they are shown.
-
-On a terminal one status line is rewritten in place; otherwise (CI, a log file) a
-plain line is written every ``interval`` seconds. Only counts and rates are shown:
-never a message body, so never an ip or device_id.
-"""
+"""Counters shared by the workers, and how they are shown (docs/drain.md, "Output"): only
+counts and rates, never a message body, so never an ip or device_id."""
 
 from __future__ import annotations
 

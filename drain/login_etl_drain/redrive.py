@@ -1,10 +1,5 @@
-"""Move dead-lettered messages back to their source queue after a fix (docs/drain.md).
-
-``copy`` (the default): receive → send → delete, never deleting before the destination
-accepted the copy; each copy carries the signed ``login-etl.identity`` attribute (original
-``messageId`` and ``SentTimestamp``), so it is claimed under its original id and dated by its
-send day. ``move-task``: SQS's ``StartMessageMoveTask`` (new ids, no identity).
-"""
+"""Move dead-lettered messages back to their source queue: ``copy`` (each copy keeps a signed
+identity) or ``move-task`` (docs/drain.md, "login-etl redrive")."""
 
 from __future__ import annotations
 
@@ -42,7 +37,7 @@ def redrive(
     """``signer`` (the masking key's) is required for the copy loop."""
     if method in ("copy", "auto") and signer is None:
         raise ValueError("the copy loop signs identities: it needs the masking key's signer")
-    before = _visible(dlq)
+    before = dlq.counts()[0]
     if method in ("auto", "move-task"):
         try:
             dlq.start_move_task(destination.info.arn)
@@ -51,14 +46,10 @@ def redrive(
                 raise SqsError("this endpoint does not support StartMessageMoveTask") from None
         else:
             moved = _await_move_task(dlq, timeout_s, progress)
-            return RedriveResult("move-task", before, moved, _visible(dlq))
+            return RedriveResult("move-task", before, moved, dlq.counts()[0])
     assert signer is not None
     moved, without = _copy_loop(dlq, destination, signer, timeout_s, progress)
-    return RedriveResult("copy", before, moved, _visible(dlq), without)
-
-
-def _visible(queue: SqsQueue) -> int:
-    return queue.counts()[0]
+    return RedriveResult("copy", before, moved, dlq.counts()[0], without)
 
 
 def _await_move_task(dlq: SqsQueue, timeout_s: float, progress: Callable[[int], None]) -> int:
@@ -109,10 +100,8 @@ def _copy_loop(
             if fifo:
                 system = message.get("Attributes", {})
                 entry["MessageGroupId"] = system.get("MessageGroupId", "redrive")
-                # Unique per DLQ message, stable if this copy is sent again (a crash
-                # before the delete): SQS drops that second send within 5 minutes. Not
-                # the original id: a message redriven twice within 5 minutes would be
-                # dropped.
+                # Stable if this copy is sent again (a crash before the delete: SQS drops it
+                # within 5 min); not the original id, so a message redriven twice is not.
                 entry["MessageDeduplicationId"] = message["MessageId"]
             entries.append(entry)
         accepted = destination.send_batch(entries)
@@ -131,13 +120,8 @@ def _copy_loop(
 def with_identity(
     message: Mapping[str, Any], signer: IdentitySigner
 ) -> dict[str, dict[str, Any]] | None:
-    """The message attributes of a DLQ message's copy: its own, plus a signed identity.
-
-    The identity it already carries from an earlier redrive is kept when it verifies
-    (same key, same body); otherwise it gets the identity of this DLQ message (its
-    ``MessageId`` and ``SentTimestamp``: SQS keeps both when it dead-letters a message).
-    None when no identity can be added: 10 attributes already, or no usable id or time.
-    """
+    """The message attributes of a DLQ message's copy: its own, plus a signed identity (one
+    that verifies kept, docs/drain.md). None: 10 attributes already, or no usable id or time."""
     attributes = _copyable(message.get("MessageAttributes", {}))
     body = message.get("Body", "")
     present = attributes.get(ATTRIBUTE, {}).get("StringValue")

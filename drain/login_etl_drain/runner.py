@@ -1,10 +1,5 @@
-"""The drain loop: what the Lambda event source mapping does, as local worker threads.
-
-Each worker gathers up to ``batch_size`` records, keeps them invisible while in flight, runs
-the Lambda's pipeline and deletes only what was written or a duplicate; rejected records
-reappear and go to the DLQ after ``maxReceiveCount``. A batch-level exception deletes
-nothing: without ``follow`` it stops the run, with ``follow`` a transient one is retried.
-"""
+"""The drain loop: the Lambda event source mapping as local worker threads (docs/drain.md,
+"What it does, per worker" and "Failures")."""
 
 from __future__ import annotations
 
@@ -41,9 +36,8 @@ class DrainOptions:
 class StopSwitch:
     """Stop requests and the count of batches in flight, shared by all threads.
 
-    ``begin_batch`` and ``stop`` take the same lock, so once ``stop`` returns no new
-    batch can start: the caller may wait for the in-flight ones and then exit, even
-    while idle workers are still blocked in a long poll.
+    ``begin_batch`` and ``stop`` take the same lock: once ``stop`` returns no batch can start,
+    so the caller may wait for those in flight and exit while idle workers still long-poll.
     """
 
     def __init__(self) -> None:
@@ -92,9 +86,8 @@ class StopSwitch:
 
 def is_transient(error: BaseException) -> bool:
     """Worth a retry in --follow mode (the batch stays in the queue meanwhile)."""
-    if isinstance(error, QueueNotFound | CredentialsRejected):
-        return False
-    return isinstance(error, DatabaseUnavailable | SqsError)
+    fatal = isinstance(error, QueueNotFound | CredentialsRejected)
+    return not fatal and isinstance(error, DatabaseUnavailable | SqsError)
 
 
 class Drainer:
@@ -123,10 +116,7 @@ class Drainer:
 
     def run(self, tick: Callable[[], None], *, interrupted: Callable[[], bool]) -> None:
         """Drain until done, a fatal error, or a stop request; ``tick`` refreshes the display.
-
-        On an interrupt only the batches in flight are awaited (workers blocked in a
-        long poll hold nothing yet: whatever they receive later is left undeleted).
-        """
+        On an interrupt only the batches in flight are awaited (docs/drain.md, "Ctrl-C")."""
         # Clients are made here, in one thread: boto3 sessions are not thread-safe.
         queues = [self._queue] + [self._queue.clone() for _ in range(self._options.concurrency - 1)]
         for index, queue in enumerate(queues):
@@ -199,8 +189,8 @@ class Drainer:
         return True
 
     def _gather(self, queue: SqsQueue, lease: VisibilityLease) -> list[Record]:
-        """Up to ``batch_size`` records from as many ReceiveMessage calls as needed. Only the
-        first one waits: a batch never waits for a full 10,000 on a slow queue."""
+        """Up to ``batch_size`` records; only the first ReceiveMessage waits (a batch never
+        waits for a full 10,000 on a slow queue)."""
         records: list[Record] = []
         size = self._options.batch_size
         while len(records) < size and not self._switch.stopped:

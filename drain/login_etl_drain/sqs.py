@@ -1,11 +1,5 @@
-"""SQS adapter: the one module that talks to SQS for ``drain``, ``redrive`` and the CLI
-(and localdev's tools for LocalStack 0.14.3); docs/drain.md, "Any SQS endpoint".
-
-Messages leave it as records of the Lambda SQS event, so ``process_batch`` sees exactly what
-it sees in Lambda; every botocore error leaves it as a one-line :class:`SqsError` (never a
-message body), classified once, in :func:`call_sqs`. An endpoint that speaks only the query
-protocol gets a client whose botocore session loads the query model shipped in ``data/``.
-"""
+"""SQS adapter: the one module that talks to SQS; messages leave it as Lambda event records,
+errors as one-line :class:`SqsError` from :func:`call_sqs` (docs/drain.md, "Any SQS endpoint")."""
 
 from __future__ import annotations
 
@@ -81,8 +75,7 @@ class QueueInfo:
 
 @dataclass(frozen=True, slots=True)
 class EntryFailure:
-    """An entry of a *Batch call that SQS refused: its index in the call, SQS's code, and
-    whether SQS blames the request (``SenderFault``: asking again will not help)."""
+    """An entry SQS refused in a *Batch call (``sender_fault``: asking again will not help)."""
 
     index: int
     code: str
@@ -103,8 +96,7 @@ class ClientOptions:
             # This session only: every other one in the process keeps botocore's JSON model.
             session.set_config_variable("data_path", str(QUERY_MODEL_PATH))
         if session.get_credentials() is None and _is_loopback(self.endpoint_url):
-            # LocalStack and moto accept any key; spare users of the exercise's image from
-            # configuring fake credentials. Never done for a real AWS endpoint.
+            # LocalStack and moto accept any key; never done for a real AWS endpoint.
             session.set_credentials("test", "test")
         config = Config(
             connect_timeout=3,
@@ -126,15 +118,13 @@ class ClientOptions:
 
 
 def _legacy_attribute_names(params: dict[str, Any], **kwargs: Any) -> None:
-    """The query model knows system attributes only by their legacy name ``AttributeNames``
-    (``AttributeName.N``), the only one LocalStack before 3.0 understands."""
+    """The query model's legacy ``AttributeNames``, all LocalStack < 3.0 knows (docs/drain.md)."""
     if "MessageSystemAttributeNames" in params:
         names = params.pop("MessageSystemAttributeNames")
         params["AttributeNames"] = [*params.get("AttributeNames", []), *names]
 
 
-_QUERY_ENDPOINTS: set[str] = set()
-"""Endpoints found to speak only the query protocol in this process (asked once)."""
+_QUERY_ENDPOINTS: set[str] = set()  # endpoints found to speak only query (asked once)
 
 
 class SqsQueue:
@@ -207,8 +197,7 @@ class SqsQueue:
         visibility_timeout: int,
         system_attributes: Sequence[MessageSystemAttributeNameType] = ("All",),
     ) -> list[MessageTypeDef]:
-        """One ReceiveMessage call, the messages as SQS gives them (with all their
-        message attributes)."""
+        """One ReceiveMessage call, the messages as SQS gives them."""
         response = self._call(
             "ReceiveMessage",
             lambda c: c.receive_message(
@@ -247,9 +236,7 @@ class SqsQueue:
     def change_visibility(
         self, chunk: Sequence[Mapping[str, Any]], seconds: int
     ) -> list[EntryFailure]:
-        """One ChangeMessageVisibilityBatch (at most 10 records): keep them hidden
-        ``seconds`` more. Returns the entries SQS refused; raises SqsError if the call
-        failed as a whole."""
+        """One ChangeMessageVisibilityBatch (at most 10 records); the entries SQS refused."""
         if len(chunk) > MAX_PER_CALL:
             raise ValueError(f"at most {MAX_PER_CALL} records per call")
         entries = [e | {"VisibilityTimeout": seconds} for e in _entries(chunk)]
@@ -358,36 +345,32 @@ def _is_loopback(url: str | None) -> bool:
 def _choose_protocol[T](
     options: ClientOptions, call: Callable[[SQSClient], T]
 ) -> tuple[ClientOptions, SQSClient, T]:
-    """Make the first call in JSON; if an endpoint other than AWS's own does not understand
-    it (LocalStack 0.14: HTTP 500, body ``{}``), in query. If neither does, JSON's error stands.
-    """
-
-    def with_retries(chosen: ClientOptions) -> tuple[ClientOptions, SQSClient, T]:
-        client = chosen.make_client()
-        return chosen, client, call(client)
-
-    if options.protocol == "query" or options.endpoint_url is None:
-        return with_retries(options)
-    try:
-        # One attempt: a server that does not speak JSON answers every retry the same.
-        result = call(options.make_client(retry=False))
-    except NotUnderstood as json_error:
-        query = replace(options, protocol="query")
-        client = query.make_client()
+    """The first call in JSON, then in query where an endpoint other than AWS's does not
+    understand it (LocalStack 0.14: HTTP 500 ``{}``); if neither does, JSON's error stands."""
+    if options.protocol == "json" and options.endpoint_url is not None:
         try:
-            result = call(client)
-        except NotUnderstood:
-            raise json_error from None
-        except SqsError:  # an answer in query: its error is the real one
+            # One attempt: a server that does not speak JSON answers every retry the same.
+            result = call(options.make_client(retry=False))
+        except NotUnderstood as json_error:
+            query = replace(options, protocol="query")
+            client = query.make_client()
+            try:
+                result = call(client)
+            except NotUnderstood:
+                raise json_error from None
+            except SqsError:  # an answer in query: its error is the real one
+                _QUERY_ENDPOINTS.add(options.endpoint_url)
+                raise
             _QUERY_ENDPOINTS.add(options.endpoint_url)
+            return query, client, result
+        except EndpointUnreachable:
             raise
-        _QUERY_ENDPOINTS.add(options.endpoint_url)
-        return query, client, result
-    except EndpointUnreachable:
-        raise
-    except SqsError:  # an SQS error or a transient one: retry as usual
-        return with_retries(options)
-    return options, options.make_client(), result
+        except SqsError:  # an SQS error or a transient one: retry as usual
+            pass
+        else:
+            return options, options.make_client(), result
+    client = options.make_client()
+    return options, client, call(client)
 
 
 def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = None) -> T:
