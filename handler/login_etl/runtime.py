@@ -1,13 +1,7 @@
 """The composition root: the one place that assembles the pipeline.
 
 The Lambda handler keeps one :class:`PipelineRuntime` across warm invocations;
-``login-etl drain`` makes one per worker (``runtime.for_worker()``)::
-
-    runtime = PipelineRuntime()                  # configuration from os.environ
-    result = runtime.process(event["Records"], logger=logger)
-
-It resolves the settings (``config``), builds the masker and the sink, and runs
-``pipeline.process_batch`` with them.
+``login-etl drain`` makes one per worker (``runtime.for_worker()``).
 """
 
 from __future__ import annotations
