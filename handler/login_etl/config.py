@@ -1,22 +1,6 @@
 """Configuration from the environment, resolved at the start of each invocation.
 
-| variable                    | meaning                                                  |
-|-----------------------------|----------------------------------------------------------|
-| ``DB_SECRET_ARN``           | RDS-shaped secret (host, port, username, password,       |
-|                             | dbname); wins over ``DATABASE_URL``                      |
-| ``DATABASE_URL``            | ``postgresql://user:password@host:port/db[?sslmode=require]`` |
-| ``DB_SSLMODE``              | sslmode with ``DB_SECRET_ARN`` (default ``verify-full``) |
-| ``DB_SSLROOTCERT``          | CA bundle (PEM file) with ``DB_SECRET_ARN``; empty = the |
-|                             | RDS global bundle shipped in ``login_etl/certs``         |
-| ``DB_CONNECT_TIMEOUT``      | seconds (default 5)                                      |
-| ``DB_STATEMENT_TIMEOUT_MS`` | statement and lock timeout (default 10000)               |
-| ``PII_HASH_KEY``            | masking key, UTF-8 text                                  |
-| ``PII_HASH_KEY_SECRET_ARN`` | Secrets Manager secret holding the key                   |
-| ``PII_HASH_KEY_PARAMETER``  | SSM SecureString parameter holding the key               |
-| ``QUEUE_RETENTION_SECONDS`` | the queue's ``MessageRetentionPeriod``: how long the     |
-|                             | ledger keeps a message id (default 1209600, SQS's max)   |
-
-Secrets are cached by Powertools Parameters for ``SECRETS_MAX_AGE_SECONDS`` (300).
+The variables and their defaults: docs/operations.md.
 """
 
 from __future__ import annotations

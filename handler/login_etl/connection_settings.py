@@ -58,7 +58,7 @@ class ConnectionSettings:
         userinfo, at, location = rest.rpartition("@")
         if not at:
             location = rest
-        authority, query = _split_query(location)
+        authority, _, query = location.partition("?")
         authority, _, path = authority.partition("/")
         match = _HOST_PORT.fullmatch(authority)
         if match is None:
@@ -157,11 +157,6 @@ class ConnectionSettings:
 
     def redacted(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.database} sslmode={self.sslmode}"
-
-
-def _split_query(location: str) -> tuple[str, str]:
-    authority, _, query = location.partition("?")
-    return authority, query
 
 
 def _host(text: str) -> str:

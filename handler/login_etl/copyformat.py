@@ -1,9 +1,5 @@
 """COPY's text format: tab-separated fields, ``\\N`` for NULL, backslash escapes.
 
-Example::
-
-    copy_text([("u1", None, 7)]) == "u1\\t\\\\N\\t7\\n"
-
 ``records.to_row`` renders the line itself when it already knows no value needs an
 escape (the cheapest place to know it); everything else goes through :func:`copy_line`.
 """

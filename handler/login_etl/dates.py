@@ -6,11 +6,6 @@ January 1970. So a timestamp counts only if its day is plausible: not before
 :data:`EARLIEST` (SQS did not exist earlier) and not after tomorrow (UTC). Read as
 milliseconds first, then as seconds; if neither is plausible, or there is none, the
 record gets today's date, as when the attribute is missing.
-
-    dates = SentDates(today=lambda: date(2026, 12, 1))
-    dates.for_record({"attributes": {"SentTimestamp": "1764547200000"}})   # '2025-12-01'
-    dates.for_record({"attributes": {"SentTimestamp": "1764547200"}})      # '2025-12-01'
-    dates.for_record({"attributes": {"SentTimestamp": "42"}})              # '2026-12-01'
 """
 
 from __future__ import annotations

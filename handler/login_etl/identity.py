@@ -1,33 +1,8 @@
 """A message's identity across a redrive: its original ``messageId`` and ``SentTimestamp``, signed.
 
-SQS gives a message copied back from the dead-letter queue (by ``login-etl redrive``, the
-console's redrive or ``StartMessageMoveTask``) a new ``messageId`` and a new
-``SentTimestamp``. The ledger claims message ids, and ``create_date`` is the
-``SentTimestamp`` day, so such a copy would be written a second time if the original
-was committed before it was dead-lettered (a timeout after the commit, then failures
-until ``maxReceiveCount``), and dated the redrive day.
-
-``login-etl redrive`` therefore adds ONE message attribute, :data:`ATTRIBUTE`, to each
-copy it sends::
-
-    v1:<original messageId>:<original SentTimestamp>:<HMAC-SHA256, hex>
-
-The HMAC covers the version, the original id, the original ``SentTimestamp`` and the
-SHA-256 of the body, under a key derived from the masking key with domain separation
-(:func:`identity_key`): a producer, who has no masking key, cannot make a message
-count as a copy of another one (a duplicate the pipeline would skip), and a genuine
-attribute moved to a different body does not verify. The pipeline claims a verified
-record under its original id and dates it by the original ``SentTimestamp``; a record
-whose attribute does not verify is processed as an ordinary message under its own id
-(never lost) and counted.
-
-One attribute rather than three: SQS allows 10 message attributes per message, and
-the producer's own attributes are kept.
-
-    signer = IdentitySigner(b"masking key")
-    value = signer.sign(Identity("0f1e...", "1764547200000"), body)
-    signer.verify(value, body)        # Identity('0f1e...', '1764547200000')
-    signer.verify(value, other_body)  # None
+The attribute's format, key derivation and why it is signed: docs/drain.md (redrive) and
+docs/operations.md. One attribute rather than three: SQS allows 10 message attributes
+per message, and the producer's own attributes are kept.
 """
 
 from __future__ import annotations

@@ -105,17 +105,7 @@ def process_batch(
 ) -> BatchResult:
     """Validate, mask and write one batch of SQS records (Lambda event shape).
 
-    Records that are rejected, refused by the database, or (on a FIFO queue) come after
-    a rejected one of the same ``MessageGroupId`` are returned as failures so SQS
-    redelivers them and, after ``maxReceiveCount``, moves them to the dead-letter queue.
-    Other groups of a FIFO batch are written: order is kept per group (as Powertools'
-    ``SqsFifoPartialProcessor(skip_group_on_error=True)`` does).
-
-    A record copied back from the dead-letter queue by ``login-etl redrive`` whose
-    identity attribute ``identity`` verifies is claimed in the ledger under its original
-    message id and dated by its original ``SentTimestamp``; records that share a ledger
-    id (a message and its copy) get one outcome. ``batchItemFailures`` always names this
-    delivery's message ids.
+    Which records fail and why, FIFO groups and redrive copies: docs/contract.md.
     """
     records = list(records)
     result = BatchResult()

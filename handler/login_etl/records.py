@@ -3,12 +3,6 @@
 Errors are values: :func:`to_row` returns a :class:`Rejection` carrying a reason code
 and the field, never the offending value (it may be PII).
 
-Example::
-
-    row = to_row('{"user_id": "u1", "ip": "10.0.0.1"}', CURRENT_SHAPE, masker, "2026-01-01")
-    # ParsedRow(row=('u1', None, '<64 hex>', None, None, None, '2026-01-01'), unknown_keys=0,
-    #           copy_line='u1\\t\\\\N\\t<64 hex>\\t…\\t2026-01-01', message_id='')
-
 The rules live in two tables, :data:`FIELDS` (each text field's cap and whether it is
 required) and :data:`CONTENT_RULES` (what a string may not contain). The fast path
 (a *plain* body: ASCII without a backslash) and the careful path read the same tables;

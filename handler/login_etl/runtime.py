@@ -1,13 +1,7 @@
 """The composition root: the one place that assembles the pipeline.
 
 The Lambda handler keeps one :class:`PipelineRuntime` across warm invocations;
-``login-etl drain`` makes one per worker (``runtime.for_worker()``)::
-
-    runtime = PipelineRuntime()                  # configuration from os.environ
-    result = runtime.process(event["Records"], logger=logger)
-
-It resolves the settings (``config``), builds the masker and the sink, and runs
-``pipeline.process_batch`` with them.
+``login-etl drain`` makes one per worker (``runtime.for_worker()``).
 """
 
 from __future__ import annotations
@@ -50,14 +44,8 @@ _log = logging.getLogger(__name__)
 class PipelineRuntime:
     """Resolves configuration lazily and keeps it, the masker and the sink warm.
 
-    Settings are re-resolved when a configuration variable changes, and at most every
-    ``max_age`` seconds when they come from Secrets Manager / SSM (so a rotated key or
-    password is picked up without a cold start). The first resolution, and one after a
-    variable changed, fail closed. A failed *refresh* keeps the last good settings (a
-    WARNING, ``on_refresh_failure``) and is tried again after a back-off, for as long as
-    it fails (docs/operations.md). The sink (its connection) is replaced only when the
-    database settings or the queue's retention change. One runtime serves one thread at
-    a time.
+    Re-resolution, refresh failures and their back-off: docs/operations.md. One runtime
+    serves one thread at a time.
     """
 
     def __init__(

@@ -6,11 +6,6 @@ keys: a cache bounded by entries (``functools.lru_cache(maxsize=N)``) holds N ke
 a fixed share for the dict's slot) and empties itself when the next entry would cross
 its bound. Emptying, not evicting one by one: real traffic has few distinct keys, which
 come back at once, and a flood of distinct keys gains nothing from a cache anyway.
-
-    cache = SizedCache[int](64 * 1024)
-    cache.get("2.3.0")          # None: not cached
-    cache.put("2.3.0", 2003000)
-    cache.get("2.3.0")          # 2003000
 """
 
 from __future__ import annotations
