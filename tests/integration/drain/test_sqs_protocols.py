@@ -9,6 +9,7 @@ LocalStack 0.14.3 itself (query only) is in ``tests/e2e/exercise``.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -329,7 +330,14 @@ def test_drain_over_the_query_protocol(
     captured = capsys.readouterr()
     assert code == cli.EXIT_OK, captured.err
     assert db.count() == 24
-    assert "written 24 | duplicates 0 | rejected 1" in captured.out
+    # Two workers receive at once, and moto's ReceiveMessage is not atomic across threads: on a
+    # loaded machine both can get the same message (seen: received 26, duplicates 1). SQS is
+    # at-least-once anyway; the ledger must turn each extra delivery into a duplicate.
+    summary = re.search(
+        r"received (\d+) \| written 24 \| duplicates (\d+) \| rejected 1 ", captured.out
+    )
+    assert summary, captured.out
+    assert int(summary[1]) == 25 + int(summary[2])
     notes = [line for line in captured.err.splitlines() if "query protocol" in line]
     assert notes == [
         "login-etl drain: note: the SQS endpoint does not speak SQS's JSON protocol "
