@@ -286,17 +286,32 @@ def _parser() -> argparse.ArgumentParser:
     def int_option(flag: str, low: int, high: int, text: str, default: int | None = None) -> None:
         d.add_argument(flag, type=_int_in_range(low, high), default=default, help=text)
 
-    most = MAX_BATCH_SIZE
-    int_option("--batch-size", 1, most, f"records per pipeline batch, 1-{most} (default 10)", 10)
+    int_option(
+        "--batch-size",
+        1,
+        MAX_BATCH_SIZE,
+        f"records per pipeline batch, 1-{MAX_BATCH_SIZE} (default 10)",
+        10,
+    )
     int_option(
         "--concurrency", 1, 64, "parallel workers, each with its own connection (default 1)", 1
     )
     d.add_argument("--follow", action="store_true", help="keep polling; stop with Ctrl-C")
     int_option("--wait-seconds", 0, 20, "long-poll wait per receive (default 2, 20 with --follow)")
-    idle_text = "without --follow: stop after this many empty polls in a row (default 2)"
-    int_option("--idle-polls", 1, 1000, idle_text, 2)
-    visibility_text = "seconds a received batch stays hidden (default: the queue's); renewed"
-    int_option("--visibility-timeout", 1, 43_200, f"{visibility_text} while a batch is in flight")
+    int_option(
+        "--idle-polls",
+        1,
+        1000,
+        "without --follow: stop after this many empty polls in a row (default 2)",
+        2,
+    )
+    int_option(
+        "--visibility-timeout",
+        1,
+        43_200,
+        "seconds a received batch stays hidden (default: the queue's); renewed while a batch "
+        "is in flight",
+    )
     d.add_argument(
         "--progress-interval",
         type=float,

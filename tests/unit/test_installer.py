@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,9 +29,3 @@ def test_without_uv_it_is_that_venvs_pip(monkeypatch: pytest.MonkeyPatch) -> Non
     assert command[-2:] == ["-r", "req.txt"]
     assert installer.install(VENV_PYTHON, "pkg")[-1] == "pkg"
     assert "--force-reinstall" not in installer.install(VENV_PYTHON, "pkg")
-
-
-def test_uv_is_the_one_beside_the_running_interpreter() -> None:
-    found = installer.uv()
-    beside = Path(sys.executable).parent / "uv"
-    assert found == (str(beside) if beside.exists() else None)

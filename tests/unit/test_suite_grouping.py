@@ -31,7 +31,6 @@ def endpoint_user(localstack_endpoint):  # needs it through another fixture
 @pytest.mark.parametrize("i", range(8))
 def test_needs_localstack(i, localstack_endpoint):
     print("ran", f"localstack-{__name__}", os.environ["PYTEST_XDIST_WORKER"])
-    print("port", os.environ["PYTEST_XDIST_WORKER"], os.environ["LOCALSTACK_PORT"])
 
 @pytest.mark.parametrize("i", range(4))
 def test_needs_it_indirectly(i, endpoint_user):
@@ -44,12 +43,13 @@ def test_needs_the_containers(i, containers):
 @pytest.mark.parametrize("i", range(12))
 def test_needs_nothing(i):
     print("ran", "free", os.environ["PYTEST_XDIST_WORKER"])
+    print("port", os.environ["PYTEST_XDIST_WORKER"], os.environ["LOCALSTACK_PORT"])
 """
 
 
 def test_tests_of_one_server_group_run_in_one_worker(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(
-        "from tests.conftest import pytest_collection_modifyitems, pytest_configure  # noqa: F401\n"
+        "from tests.conftest import pytest_collection_modifyitems  # noqa: F401\n"
     )
     for module in ("test_one", "test_two"):
         (tmp_path / f"{module}.py").write_text(TESTS)
@@ -70,7 +70,8 @@ def test_tests_of_one_server_group_run_in_one_worker(tmp_path: Path) -> None:
         assert sum(g == group for g, _ in ran) == (8 if group == "sam-local" else 12)
         assert len({worker for g, worker in ran if g == group}) == 1, group
     assert len({worker for group, worker in ran if group == "free"}) > 1
-    # each worker its own LocalStack port
+    # Each worker its own LocalStack port (the free tests ran in more than one worker).
     lines = run.stdout.splitlines()
     ports = {tuple(line.split()[1:]) for line in lines if line.startswith("port ")}
+    assert len(ports) > 1
     assert len({worker for worker, _ in ports}) == len({port for _, port in ports}) == len(ports)
