@@ -100,6 +100,8 @@ def start() -> bool:
     pid = _pid()
     if pid is None:
         venv.ensure_installed()
+        if PORT != DEFAULT_PORT:
+            _remove_stopped_worker_logs()
         VOLUME_DIR.mkdir(parents=True, exist_ok=True)
         with LOG_FILE.open("ab") as log:
             process = subprocess.Popen(
@@ -115,6 +117,19 @@ def start() -> bool:
         PID_FILE.write_text(f"{pid}\n")
     _wait_healthy(pid)
     return True
+
+
+def _remove_stopped_worker_logs() -> None:
+    """Worker LocalStacks get a new port each run: drop the logs of those no longer running.
+
+    A log written in the last minute is kept: a worker starting beside us opens its log before it
+    writes its pid file.
+    """
+    for log in venv.STATE_DIR.glob("localstack-*.log"):
+        port = log.stem.removeprefix("localstack-")
+        stopped = not (venv.STATE_DIR / f"localstack-{port}.pid").exists()
+        if port.isdigit() and stopped and time.time() - log.stat().st_mtime > 60:
+            log.unlink(missing_ok=True)
 
 
 def _wait_healthy(pid: int) -> None:
@@ -154,7 +169,7 @@ def stop(timeout_s: float = 15) -> bool:
         _signal_group(pid, signal.SIGKILL)
     _reap(pid)
     PID_FILE.unlink(missing_ok=True)
-    if PORT != DEFAULT_PORT:  # a worker's LocalStack: its state is not kept (its log is)
+    if PORT != DEFAULT_PORT:  # a worker's LocalStack: its state is not kept
         shutil.rmtree(VOLUME_DIR, ignore_errors=True)
     return True
 
