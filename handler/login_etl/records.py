@@ -1,12 +1,8 @@
 """Parse and validate one SQS message body into a ``user_logins`` row.
 
 Errors are values: :func:`to_row` returns a :class:`Rejection` carrying a reason code
-and the field, never the offending value (it may be PII).
-
-The rules live in two tables, :data:`FIELDS` (each text field's cap and whether it is
-required) and :data:`CONTENT_RULES` (what a string may not contain). The fast path
-(a *plain* body: ASCII without a backslash) and the careful path read the same tables;
-the fast path skips only the content rules, which a plain body cannot break.
+and the field, never the offending value (it may be PII). The rule tables :data:`FIELDS`
+and :data:`CONTENT_RULES`, read by both the fast and the careful path: docs/contract.md.
 """
 
 from __future__ import annotations
@@ -123,8 +119,10 @@ def to_row(
             if not (plain and type(value) is str and len(value) <= cap and (value or not required)):
                 if value is not None:
                     value = _text(value, name, cap)
-                if required and not value:  # None (or missing) or ""
-                    raise _Reject(_absent(name, value is None))
+                if required and value is None:  # null or missing
+                    raise _Reject(Rejection(f"missing_{name}", name, f"{name} is required"))
+                if required and not value:
+                    raise _Reject(Rejection(f"empty_{name}", name, f"{name} must not be empty"))
             values.append(value)
         version = get("app_version")
         if version is None:
@@ -182,9 +180,3 @@ def _text(value: object, field: str, cap: int | None) -> str:
         if breaks(value):
             raise _Reject(Rejection(reason, field, f"{field} {what}"))
     return value
-
-
-def _absent(field: str, missing: bool) -> Rejection:
-    if missing:
-        return Rejection(f"missing_{field}", field, f"{field} is required")
-    return Rejection(f"empty_{field}", field, f"{field} must not be empty")
