@@ -75,14 +75,10 @@ def masking_key(env: Mapping[str, str], secrets: SecretSource) -> bytes:
     """The HMAC key. Never falls back to an unkeyed hash: no key, no processing."""
     if env.get("PII_HASH_KEY"):
         return env["PII_HASH_KEY"].encode("utf-8")
-    if env.get("PII_HASH_KEY_SECRET_ARN"):
-        key = _fetch(
-            lambda: secrets.secret_string(env["PII_HASH_KEY_SECRET_ARN"]), "masking key secret"
-        )
-    elif env.get("PII_HASH_KEY_PARAMETER"):
-        key = _fetch(
-            lambda: secrets.secure_parameter(env["PII_HASH_KEY_PARAMETER"]), "masking key parameter"
-        )
+    if arn := env.get("PII_HASH_KEY_SECRET_ARN"):
+        key = _fetch(secrets.secret_string, arn, "masking key secret")
+    elif parameter := env.get("PII_HASH_KEY_PARAMETER"):
+        key = _fetch(secrets.secure_parameter, parameter, "masking key parameter")
     else:
         raise ConfigurationError(
             "no masking key configured (set PII_HASH_KEY, PII_HASH_KEY_SECRET_ARN or "
@@ -94,8 +90,8 @@ def masking_key(env: Mapping[str, str], secrets: SecretSource) -> bytes:
 
 
 def database_settings(env: Mapping[str, str], secrets: SecretSource) -> ConnectionSettings:
-    if env.get("DB_SECRET_ARN"):
-        raw = _fetch(lambda: secrets.secret_string(env["DB_SECRET_ARN"]), "database secret")
+    if arn := env.get("DB_SECRET_ARN"):
+        raw = _fetch(secrets.secret_string, arn, "database secret")
         try:
             secret = json.loads(raw)
         except json.JSONDecodeError as error:
@@ -133,9 +129,9 @@ def database_settings(env: Mapping[str, str], secrets: SecretSource) -> Connecti
     return settings
 
 
-def _fetch(read: Callable[[], str], what: str) -> str:
+def _fetch(read: Callable[[str], str], name: str, what: str) -> str:
     try:
-        return read()
+        return read(name)
     except Exception as error:  # noqa: BLE001 - any failure here must fail closed
         raise ConfigurationError(f"cannot read the {what}: {read_failure(error)}") from None
 

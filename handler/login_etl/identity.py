@@ -62,19 +62,14 @@ class IdentitySigner:
 
     def verify(self, value: object, body: object) -> Identity | None:
         """The identity ``value`` carries if its signature holds for ``body``, else None."""
-        if not isinstance(value, str) or not isinstance(body, str):
-            return None
-        if len(value) > MAX_VALUE_CHARS:
+        if not isinstance(value, str) or not isinstance(body, str) or len(value) > MAX_VALUE_CHARS:
             return None
         parts = value.split(":")
         if len(parts) != 4 or parts[0] != _VERSION:
             return None
-        _, message_id, sent, signature = parts
-        if not (_ID.fullmatch(message_id) and _SENT.fullmatch(sent)):
-            return None
-        if not _SIGNATURE.fullmatch(signature):
-            return None
-        if not hmac.compare_digest(signature, self._mac(message_id, sent, body)):
+        _, message_id, sent, mac = parts
+        shaped = _ID.fullmatch(message_id) and _SENT.fullmatch(sent) and _SIGNATURE.fullmatch(mac)
+        if not shaped or not hmac.compare_digest(mac, self._mac(message_id, sent, body)):
             return None
         return Identity(message_id, sent)
 

@@ -56,8 +56,7 @@ def _lone_surrogate(value: str) -> bool:  # from "\ud800" escapes; not encodable
 
 # (reason, what the detail says, whether a value breaks it), checked after type and cap.
 # Only an escape yields U+0000 or a surrogate in a JSON string (a raw control character is
-# invalid JSON), so a plain body keeps every rule here: test_record_rules checks that for
-# each entry, so a rule a plain body could break fails there instead of being skipped.
+# invalid JSON), so a plain body keeps every rule here (test_record_rules checks each one).
 CONTENT_RULES: Final[tuple[tuple[str, str, Callable[[str], bool]], ...]] = (
     ("nul_character", "contains U+0000", lambda value: "\x00" in value),
     ("not_utf8", "is not valid Unicode text", _lone_surrogate),

@@ -71,10 +71,9 @@ def _parse(value: str) -> int:
 
 def _part(text: str | None) -> int:
     significant = (text or "").lstrip("0")
-    # Beyond three significant digits a part is out of range; skip int() on long runs.
-    return (
-        int(significant) if 0 < len(significant) <= 3 else (0 if not significant else PART_MAX + 1)
-    )
+    if len(significant) > 3:  # out of range: skip int() on long digit runs
+        return PART_MAX + 1
+    return int(significant or "0")
 
 
 def _fit(encoded: int) -> int:
