@@ -137,11 +137,8 @@ def _fetch(read: Callable[[str], str], name: str, what: str) -> str:
 
 
 def read_failure(error: BaseException) -> str:
-    """What went wrong reading a secret, from the exception's type and AWS error code only.
-
-    Never the exception's text: a library's message may quote what it was given (a
-    parameter value, a transformed secret), so only names we can vouch for are used.
-    """
+    """What went wrong reading a secret, from the exception's type and AWS error code only:
+    never its text, which may quote what the library was given (a parameter, a secret)."""
     names: list[str] = []
     seen: BaseException | None = error
     while seen is not None and len(names) < 4:

@@ -76,10 +76,7 @@ class ConnectionSettings:
 
     @classmethod
     def from_rds_secret(
-        cls,
-        secret: object,
-        sslmode: str = "verify-full",
-        sslrootcert: str | None = None,
+        cls, secret: object, sslmode: str = "verify-full", sslrootcert: str | None = None
     ) -> ConnectionSettings:
         """The Secrets Manager RDS JSON shape: host, port, username, password, dbname."""
         if not isinstance(secret, dict):

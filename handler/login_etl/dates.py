@@ -12,9 +12,8 @@ from datetime import date
 from typing import Any, Final
 
 UNDATED: Final = -1
-"""The :meth:`SentDates.day` of a record without a plausible ``SentTimestamp``: no day
-a redelivery would share (it may come on any later day), so the ledger claims its id
-outside the day slots; :meth:`SentDates.iso` gives it today's date."""
+"""The day of a record without a plausible ``SentTimestamp``: claimed outside the ledger's
+day slots (docs/operations.md, The ledger), dated today by :meth:`SentDates.iso`."""
 
 EARLIEST: Final = date(2006, 1, 1)
 """Before SQS was generally available (July 2006): no real message was sent earlier."""
@@ -73,9 +72,8 @@ def _from_decimal(sent: object) -> int | None:
 class SentDates:
     """The sent day of one batch's records; one date computation per distinct day.
 
-    :meth:`day` is the record's day (days since the epoch: the ledger's key, see
-    ``postgres.ledger``; :data:`UNDATED` without a plausible one), :meth:`iso` its
-    ``create_date``.
+    :meth:`day`: days since the epoch (the ledger's key) or :data:`UNDATED`; :meth:`iso`:
+    its ``create_date``.
     """
 
     __slots__ = ("_iso", "_ms_days", "_today", "_today_day", "implausible")

@@ -1,8 +1,7 @@
 """A message's identity across a redrive: its original ``messageId`` and ``SentTimestamp``, signed.
 
-The attribute's format, key derivation and why it is signed: docs/drain.md (redrive) and
-docs/operations.md. One attribute rather than three: SQS allows 10 message attributes
-per message, and the producer's own attributes are kept.
+The format, key derivation and why it is signed: docs/contract.md and docs/drain.md. One
+attribute rather than three: SQS allows 10 per message, and the producer's are kept.
 """
 
 from __future__ import annotations

@@ -40,12 +40,9 @@ _BLOCK_SIZE = 64  # SHA-256's block size in bytes (RFC 2104: B)
 
 
 class Masker:
-    """Computes masks with one key; holds no other state.
-
-    HMAC is implemented from its definition (RFC 2104) with the keyed inner and outer
-    SHA-256 states computed once: copying a hash state is about three times faster
-    than ``hmac.digest`` re-deriving them for every value, and masking is the
-    per-record hot path. Unit tests pin it to independent HMAC-SHA256 vectors.
+    """Computes masks with one key: HMAC from its definition (RFC 2104), the keyed inner and
+    outer SHA-256 states computed once. Copying a hash state is about three times faster
+    than ``hmac.digest`` per value (the per-record hot path); tests pin it to HMAC vectors.
     """
 
     __slots__ = ("_inner", "_outer")
