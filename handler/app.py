@@ -1,7 +1,4 @@
-"""Lambda entry point (SAM: ``CodeUri: handler/``, ``Handler: app.lambda_handler``).
-
-Wires configuration to the pipeline; all rules live in ``login_etl``.
-"""
+"""Lambda entry point (SAM ``Handler: app.lambda_handler``); all rules live in ``login_etl``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Lambda entry point of the schema custom resource (SAM: ``Handler: schema_app.handler``).
-
-See ``login_etl.schema_resource``; the stack's ``ManageSchema`` parameter turns it off.
-"""
+"""Lambda entry point of the schema custom resource (``login_etl.schema_resource``)."""
 
 from __future__ import annotations
 

@@ -75,14 +75,10 @@ def masking_key(env: Mapping[str, str], secrets: SecretSource) -> bytes:
     """The HMAC key. Never falls back to an unkeyed hash: no key, no processing."""
     if env.get("PII_HASH_KEY"):
         return env["PII_HASH_KEY"].encode("utf-8")
-    if env.get("PII_HASH_KEY_SECRET_ARN"):
-        key = _fetch(
-            lambda: secrets.secret_string(env["PII_HASH_KEY_SECRET_ARN"]), "masking key secret"
-        )
-    elif env.get("PII_HASH_KEY_PARAMETER"):
-        key = _fetch(
-            lambda: secrets.secure_parameter(env["PII_HASH_KEY_PARAMETER"]), "masking key parameter"
-        )
+    if arn := env.get("PII_HASH_KEY_SECRET_ARN"):
+        key = _fetch(secrets.secret_string, arn, "masking key secret")
+    elif parameter := env.get("PII_HASH_KEY_PARAMETER"):
+        key = _fetch(secrets.secure_parameter, parameter, "masking key parameter")
     else:
         raise ConfigurationError(
             "no masking key configured (set PII_HASH_KEY, PII_HASH_KEY_SECRET_ARN or "
@@ -94,8 +90,8 @@ def masking_key(env: Mapping[str, str], secrets: SecretSource) -> bytes:
 
 
 def database_settings(env: Mapping[str, str], secrets: SecretSource) -> ConnectionSettings:
-    if env.get("DB_SECRET_ARN"):
-        raw = _fetch(lambda: secrets.secret_string(env["DB_SECRET_ARN"]), "database secret")
+    if arn := env.get("DB_SECRET_ARN"):
+        raw = _fetch(secrets.secret_string, arn, "database secret")
         try:
             secret = json.loads(raw)
         except json.JSONDecodeError as error:
@@ -133,19 +129,16 @@ def database_settings(env: Mapping[str, str], secrets: SecretSource) -> Connecti
     return settings
 
 
-def _fetch(read: Callable[[], str], what: str) -> str:
+def _fetch(read: Callable[[str], str], name: str, what: str) -> str:
     try:
-        return read()
+        return read(name)
     except Exception as error:  # noqa: BLE001 - any failure here must fail closed
         raise ConfigurationError(f"cannot read the {what}: {read_failure(error)}") from None
 
 
 def read_failure(error: BaseException) -> str:
-    """What went wrong reading a secret, from the exception's type and AWS error code only.
-
-    Never the exception's text: a library's message may quote what it was given (a
-    parameter value, a transformed secret), so only names we can vouch for are used.
-    """
+    """What went wrong reading a secret, from the exception's type and AWS error code only:
+    never its text, which may quote what the library was given (a parameter, a secret)."""
     names: list[str] = []
     seen: BaseException | None = error
     while seen is not None and len(names) < 4:

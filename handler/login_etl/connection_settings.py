@@ -1,10 +1,8 @@
 """Where and how to reach Postgres: a URL or an RDS-shaped secret, plus TLS and timeouts.
 
-Plain data, no database import: ``config`` builds it, ``postgres.connect`` uses it.
-
-Every error raised here is a :class:`SettingsError` whose text is written here, never a
-library's: a parser's message can quote the piece of a URL it choked on, and with an
-unencoded password that piece is the password (docs/security.md).
+Plain data, no database import: ``config`` builds it, ``postgres.connect`` uses it. Every
+error is a :class:`SettingsError` in our own words, never a parser's, which can quote the
+piece of a URL it choked on: a password (docs/security.md, Secrets in messages).
 """
 
 from __future__ import annotations
@@ -48,9 +46,7 @@ class ConnectionSettings:
     def from_url(cls, url: str) -> ConnectionSettings:
         """Parse ``postgresql://user:password@host:port/dbname[?sslmode=…&sslrootcert=…]``.
 
-        The userinfo ends at the LAST ``@`` of the URL, the user at its first ``:``, so a
-        password may hold ``@ : / ? #`` unencoded (``%`` must be written ``%25``: percent
-        escapes are decoded). In the database name and the query, write ``@`` as ``%40``.
+        The userinfo ends at the LAST ``@``, the user at its first ``:`` (docs/security.md).
         """
         scheme, sep, rest = url.partition("://")
         if not sep or scheme.lower() not in ("postgresql", "postgres"):
@@ -67,27 +63,22 @@ class ConnectionSettings:
                 "(write '@' in the database name or the query as %40)"
             )
         user, colon, password = userinfo.partition(":")
-        settings = cls(
-            host=_host(match.group("host")),
+        host = unquote(match.group("host"))
+        if host.startswith("[") and host.endswith("]"):  # an IPv6 address
+            host = host[1:-1]
+        return cls(
+            host=host or "localhost",
             port=_port(match.group("port"), "DATABASE_URL"),
             user=unquote(user) or "postgres",
             password=unquote(password) if colon else None,
             database=unquote(path) or "postgres",
-        )
-        return settings.with_options(dict(parse_qsl(query)))
+        ).with_options(dict(parse_qsl(query)))
 
     @classmethod
     def from_rds_secret(
-        cls,
-        secret: object,
-        sslmode: str = "verify-full",
-        sslrootcert: str | None = None,
+        cls, secret: object, sslmode: str = "verify-full", sslrootcert: str | None = None
     ) -> ConnectionSettings:
-        """The Secrets Manager RDS JSON shape: host, port, username, password, dbname.
-
-        TLS verifies the server by default: ``verify-full`` against AWS's RDS CA bundle
-        (``RDS_CA_BUNDLE``) unless ``sslrootcert`` names another bundle.
-        """
+        """The Secrets Manager RDS JSON shape: host, port, username, password, dbname."""
         if not isinstance(secret, dict):
             raise SettingsError("database secret is not a JSON object")
         for key in ("host", "username", "password"):
@@ -124,11 +115,7 @@ class ConnectionSettings:
     def ssl_context(self) -> ssl.SSLContext | bool | None:
         """pg8000's ``ssl_context``: False = plaintext, None = TLS if the server offers it.
 
-        ``verify-full`` checks the chain and that the certificate names ``host`` (the name
-        or IP address that is dialled: ``postgres.connect`` passes it as the TLS server
-        name); ``verify-ca`` only the chain; ``require`` nothing (even with a
-        ``sslrootcert``, unlike libpq). Raises :class:`SettingsError` for an unreadable
-        CA bundle.
+        What each mode checks: docs/security.md. An unreadable CA bundle: :class:`SettingsError`.
         """
         if self.sslmode == "disable":
             return False
@@ -136,9 +123,8 @@ class ConnectionSettings:
             return None  # opportunistic TLS without verification, as libpq's "prefer"
         try:
             if self.sslrootcert == str(RDS_CA_BUNDLE):
-                # The default of the secret path: the RDS CAs *and* the system's public
-                # roots, because RDS Proxy endpoints present Amazon Trust Services
-                # certificates (Amazon Root CA 1-4), which the RDS bundle lacks.
+                # The RDS CAs *and* the system's roots: RDS Proxy endpoints present Amazon
+                # Trust Services certificates, which the RDS bundle lacks (docs/security.md).
                 context = ssl.create_default_context()
                 context.load_verify_locations(cafile=self.sslrootcert)
             else:
@@ -157,13 +143,6 @@ class ConnectionSettings:
 
     def redacted(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.database} sslmode={self.sslmode}"
-
-
-def _host(text: str) -> str:
-    host = unquote(text)
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host or "localhost"
 
 
 def _port(value: Any, where: str) -> int:

@@ -1,11 +1,7 @@
 """``create_date``: the UTC day a login entered the queue, from the record's ``SentTimestamp``.
 
-SQS gives ``SentTimestamp`` in milliseconds since the epoch; LocalStack before 3.0 (the
-exercise's image) gives seconds, which read as milliseconds would date every login in
-January 1970. So a timestamp counts only if its day is plausible: not before
-:data:`EARLIEST` (SQS did not exist earlier) and not after tomorrow (UTC). Read as
-milliseconds first, then as seconds; if neither is plausible, or there is none, the
-record gets today's date, as when the attribute is missing.
+Milliseconds (SQS), else seconds (LocalStack before 3.0), if the day is plausible; else
+today: docs/contract.md (create_date).
 """
 
 from __future__ import annotations
@@ -16,9 +12,8 @@ from datetime import date
 from typing import Any, Final
 
 UNDATED: Final = -1
-"""The :meth:`SentDates.day` of a record without a plausible ``SentTimestamp``: no day
-a redelivery would share (it may come on any later day), so the ledger claims its id
-outside the day slots; :meth:`SentDates.iso` gives it today's date."""
+"""The day of a record without a plausible ``SentTimestamp``: claimed outside the ledger's
+day slots (docs/operations.md, The ledger), dated today by :meth:`SentDates.iso`."""
 
 EARLIEST: Final = date(2006, 1, 1)
 """Before SQS was generally available (July 2006): no real message was sent earlier."""
@@ -28,9 +23,7 @@ _EARLIEST_DAY: Final = EARLIEST.toordinal() - _EPOCH_ORDINAL
 _MS_PER_DAY: Final = 86_400_000
 _S_PER_DAY: Final = 86_400
 SENT_TIMESTAMP_MAX: Final = 32
-"""Longest ``SentTimestamp`` text read (13 digits until 2286, or a decimal with a
-fraction); a longer one is implausible unread: int() of a 4,300-digit run costs some
-25 records' worth of work."""
+"""Longest ``SentTimestamp`` text read; a longer one is implausible unread (docs/contract.md)."""
 
 
 def epoch_day(value: date) -> int:
@@ -45,7 +38,7 @@ def day_date(day: int) -> date:
 
 def sent_day(sent: object, today: date) -> int | None:
     """Days since the epoch of a ``SentTimestamp`` (ms, else s), or None if implausible."""
-    found = _day_and_unit(sent, today.toordinal() - _EPOCH_ORDINAL + 1)
+    found = _day_and_unit(sent, epoch_day(today) + 1)
     return None if found is None else found[0]
 
 
@@ -79,12 +72,11 @@ def _from_decimal(sent: object) -> int | None:
 class SentDates:
     """The sent day of one batch's records; one date computation per distinct day.
 
-    :meth:`day` is the record's day (days since the epoch: the ledger's key, see
-    ``postgres.ledger``; :data:`UNDATED` without a plausible one), :meth:`iso` its
-    ``create_date``.
+    :meth:`day`: days since the epoch (the ledger's key) or :data:`UNDATED`; :meth:`iso`:
+    its ``create_date``.
     """
 
-    __slots__ = ("_iso", "_latest", "_ms_days", "_today", "_today_day", "implausible")
+    __slots__ = ("_iso", "_ms_days", "_today", "_today_day", "implausible")
 
     def __init__(self, today: Callable[[], date]) -> None:
         # Plausible days of millisecond timestamps only: the fast path of nearly every
@@ -93,12 +85,8 @@ class SentDates:
         self._iso: dict[int, str] = {}
         self._today = today
         self._today_day: int | None = None
-        self._latest: int | None = None
         self.implausible = 0
         """Records whose ``SentTimestamp`` was there but not plausible (dated today)."""
-
-    def _fallback(self) -> int:
-        return UNDATED
 
     def _today_epoch_day(self) -> int:
         if self._today_day is None:
@@ -110,7 +98,7 @@ class SentDates:
         # dict, not Mapping: an ABC isinstance check costs more than the rest of this method.
         sent = attributes.get("SentTimestamp") if isinstance(attributes, dict) else None
         if sent is None:
-            return self._fallback()
+            return UNDATED
         try:  # too long: -1, never a plausible day, so _careful refuses it unread
             day = int(sent) // _MS_PER_DAY if len(sent) <= SENT_TIMESTAMP_MAX else -1
         except (TypeError, ValueError):  # len() of a JSON number too
@@ -128,12 +116,10 @@ class SentDates:
         return self.iso(self.day(record))
 
     def _careful(self, sent: object) -> int:
-        if self._latest is None:
-            self._latest = epoch_day(self._today()) + 1
-        found = _day_and_unit(sent, self._latest)
+        found = _day_and_unit(sent, self._today_epoch_day() + 1)
         if found is None:
             self.implausible += 1
-            return self._fallback()
+            return UNDATED
         day, unit = found
         if unit == _MS_PER_DAY:
             self._ms_days.add(day)

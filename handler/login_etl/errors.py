@@ -1,9 +1,7 @@
-"""Every error login-etl raises on purpose, under one base class.
+"""Every error login-etl raises on purpose, under one base class (docs/architecture.md).
 
-Each message is one line written by this project, safe to print and log: it names the rule
-or the step that failed and never quotes a value, a secret or a message body. The drain's
-CLI maps these classes to its exit codes in one table (``login_etl_drain.cli``); anything
-else that escapes is unexpected and exits 1.
+Each message is one line of our own, safe to print and log: never a value, a secret or a
+body. ``login_etl_drain.cli`` maps the classes to exit codes in one table (docs/drain.md).
 """
 
 from __future__ import annotations
@@ -66,7 +64,4 @@ class CredentialsRejected(SqsError):
 
 
 class NotUnderstood(SqsError):
-    """The endpoint did not understand the request: an unknown action, a bare HTTP status
-    instead of an SQS error code (LocalStack 0.14's ``500 {}`` to a JSON request), an answer
-    not in the protocol asked, or an action the endpoint does not implement (moto's move
-    task)."""
+    """The endpoint did not understand the request (what that covers: docs/drain.md)."""

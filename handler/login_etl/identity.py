@@ -1,8 +1,7 @@
 """A message's identity across a redrive: its original ``messageId`` and ``SentTimestamp``, signed.
 
-The attribute's format, key derivation and why it is signed: docs/drain.md (redrive) and
-docs/operations.md. One attribute rather than three: SQS allows 10 message attributes
-per message, and the producer's own attributes are kept.
+The format, key derivation and why it is signed: docs/contract.md and docs/drain.md. One
+attribute rather than three: SQS allows 10 per message, and the producer's are kept.
 """
 
 from __future__ import annotations
@@ -62,19 +61,14 @@ class IdentitySigner:
 
     def verify(self, value: object, body: object) -> Identity | None:
         """The identity ``value`` carries if its signature holds for ``body``, else None."""
-        if not isinstance(value, str) or not isinstance(body, str):
-            return None
-        if len(value) > MAX_VALUE_CHARS:
+        if not isinstance(value, str) or not isinstance(body, str) or len(value) > MAX_VALUE_CHARS:
             return None
         parts = value.split(":")
         if len(parts) != 4 or parts[0] != _VERSION:
             return None
-        _, message_id, sent, signature = parts
-        if not (_ID.fullmatch(message_id) and _SENT.fullmatch(sent)):
-            return None
-        if not _SIGNATURE.fullmatch(signature):
-            return None
-        if not hmac.compare_digest(signature, self._mac(message_id, sent, body)):
+        _, message_id, sent, mac = parts
+        shaped = _ID.fullmatch(message_id) and _SENT.fullmatch(sent) and _SIGNATURE.fullmatch(mac)
+        if not shaped or not hmac.compare_digest(mac, self._mac(message_id, sent, body)):
             return None
         return Identity(message_id, sent)
 

@@ -1,9 +1,6 @@
 """Keyed pseudonymisation of ``ip`` and ``device_id`` (HMAC-SHA256, hex).
 
-An unkeyed hash of an IPv4 address or an ``NNN-NN-NNNN`` device id is reversed by
-enumerating the whole space in minutes; an HMAC needs the key for every guess.
-Equal canonical values under the same key give equal masks, so analysts can still
-``GROUP BY masked_ip`` to find duplicates.
+Why keyed: docs/security.md; the canonical forms and the mask's format: docs/contract.md.
 """
 
 from __future__ import annotations
@@ -21,11 +18,7 @@ _is_canonical_ipv4 = _CANONICAL_IPV4.fullmatch
 
 
 def canonical_ip(value: str) -> str:
-    """The form of an IP address that is masked.
-
-    Stripped; an address that parses is written in its compressed standard form and an
-    IPv4-mapped IPv6 address becomes its IPv4 form; anything else stays as stripped.
-    """
+    """The form of an IP address that is masked (docs/contract.md, Masking)."""
     stripped = value.strip()
     if _is_canonical_ipv4(stripped):
         return stripped
@@ -47,12 +40,9 @@ _BLOCK_SIZE = 64  # SHA-256's block size in bytes (RFC 2104: B)
 
 
 class Masker:
-    """Computes masks with one key; holds no other state.
-
-    HMAC is implemented from its definition (RFC 2104) with the keyed inner and outer
-    SHA-256 states computed once: copying a hash state is about three times faster
-    than ``hmac.digest`` re-deriving them for every value, and masking is the
-    per-record hot path. Unit tests pin it to independent HMAC-SHA256 vectors.
+    """Computes masks with one key: HMAC from its definition (RFC 2104), the keyed inner and
+    outer SHA-256 states computed once. Copying a hash state is about three times faster
+    than ``hmac.digest`` per value (the per-record hot path); tests pin it to HMAC vectors.
     """
 
     __slots__ = ("_inner", "_outer")

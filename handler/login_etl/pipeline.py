@@ -1,15 +1,9 @@
-"""One SQS batch: parse/validate → mask → store → batch response.
+"""One SQS batch: parse/validate → mask → store → batch response (docs/architecture.md).
 
-Pure orchestration: no AWS or database import. The store is any :class:`LoginSink`
-(``PostgresSink`` in production), so the same rules run in the Lambda handler, the
-``login-etl drain`` command and the tests; ``runtime.PipelineRuntime`` assembles it.
-
-Why not Powertools' ``BatchProcessor`` (or ``SqsFifoPartialProcessor``) and its
-Idempotency utility: they call a handler, and keep an idempotency record, per message.
-Here a whole batch is ONE transaction: the ledger claim of every message id is atomic
-with its rows (a redelivery is skipped, a crash leaves nothing half-written), a batch
-costs a constant number of round trips, and only when Postgres refuses a row does the
-sink bisect. The partial batch response is the same (``BatchResult.response``).
+Pure orchestration: no AWS or database import; the store is any :class:`LoginSink`.
+Not Powertools' ``BatchProcessor`` and Idempotency utility: they work per message, while
+here a batch is ONE transaction, its ledger claims atomic with its rows, in a constant
+number of round trips (docs/contract.md, Batch semantics); the partial response is the same.
 """
 
 from __future__ import annotations
@@ -59,17 +53,14 @@ class LoginSink(Protocol):
     ) -> WriteOutcome:
         """Write the rows not yet in the ledger, all in one transaction.
 
-        ``message_ids`` are every message of the batch (distinct, arrival order), known
-        before anything is parsed, so the sink may claim them in the ledger while
-        ``rows`` is still being produced; ``days`` holds each one's ``SentTimestamp``
-        day (days since the epoch, as ``dates.SentDates.day``), which a redelivery
-        keeps. ``rows`` is iterated exactly once, to the end;
-        it holds a row for some of ``message_ids`` only, and only those end up in the
-        ledger. ``groups`` (FIFO queues only) maps each message id to its
-        ``MessageGroupId``: after a row the database refuses, no later row of the same
-        group may be written (they are held back, neither written nor rejected). Raises
-        on a batch-level failure (database unreachable, timeout): then nothing may be
-        reported as written.
+        ``message_ids``: every message of the batch (distinct, arrival order), known before
+        anything is parsed, so the sink may claim them while ``rows`` is still produced;
+        ``days``: each one's ``SentTimestamp`` day (``dates.SentDates.day``), which a
+        redelivery keeps. ``rows`` is iterated exactly once, to the end, and holds a row for
+        some ids only: only those end up in the ledger. ``groups`` (FIFO only): each id's
+        ``MessageGroupId``; after a row the database refuses, no later row of its group may
+        be written (held back, neither written nor rejected). Raises on a batch-level
+        failure (database unreachable, timeout): then nothing may be reported as written.
         """
         ...
 

@@ -1,12 +1,8 @@
 """Parse and validate one SQS message body into a ``user_logins`` row.
 
 Errors are values: :func:`to_row` returns a :class:`Rejection` carrying a reason code
-and the field, never the offending value (it may be PII).
-
-The rules live in two tables, :data:`FIELDS` (each text field's cap and whether it is
-required) and :data:`CONTENT_RULES` (what a string may not contain). The fast path
-(a *plain* body: ASCII without a backslash) and the careful path read the same tables;
-the fast path skips only the content rules, which a plain body cannot break.
+and the field, never the offending value (it may be PII). The rule tables :data:`FIELDS`
+and :data:`CONTENT_RULES`, read by both the fast and the careful path: docs/contract.md.
 """
 
 from __future__ import annotations
@@ -60,8 +56,7 @@ def _lone_surrogate(value: str) -> bool:  # from "\ud800" escapes; not encodable
 
 # (reason, what the detail says, whether a value breaks it), checked after type and cap.
 # Only an escape yields U+0000 or a surrogate in a JSON string (a raw control character is
-# invalid JSON), so a plain body keeps every rule here: test_record_rules checks that for
-# each entry, so a rule a plain body could break fails there instead of being skipped.
+# invalid JSON), so a plain body keeps every rule here (test_record_rules checks each one).
 CONTENT_RULES: Final[tuple[tuple[str, str, Callable[[str], bool]], ...]] = (
     ("nul_character", "contains U+0000", lambda value: "\x00" in value),
     ("not_utf8", "is not valid Unicode text", _lone_surrogate),
@@ -123,8 +118,10 @@ def to_row(
             if not (plain and type(value) is str and len(value) <= cap and (value or not required)):
                 if value is not None:
                     value = _text(value, name, cap)
-                if required and not value:  # None (or missing) or ""
-                    raise _Reject(_absent(name, value is None))
+                if required and value is None:  # null or missing
+                    raise _Reject(Rejection(f"missing_{name}", name, f"{name} is required"))
+                if required and not value:
+                    raise _Reject(Rejection(f"empty_{name}", name, f"{name} must not be empty"))
             values.append(value)
         version = get("app_version")
         if version is None:
@@ -182,9 +179,3 @@ def _text(value: object, field: str, cap: int | None) -> str:
         if breaks(value):
             raise _Reject(Rejection(reason, field, f"{field} {what}"))
     return value
-
-
-def _absent(field: str, missing: bool) -> Rejection:
-    if missing:
-        return Rejection(f"missing_{field}", field, f"{field} is required")
-    return Rejection(f"empty_{field}", field, f"{field} must not be empty")

@@ -1,11 +1,8 @@
-"""The composition root: the one place that assembles the pipeline.
-
-The Lambda handler keeps one :class:`PipelineRuntime` across warm invocations;
-``login-etl drain`` makes one per worker (``runtime.for_worker()``).
-"""
+"""The composition root: the one place that assembles the pipeline (docs/architecture.md)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -136,18 +133,9 @@ class PipelineRuntime:
 
     def for_worker(self) -> PipelineRuntime:
         """A runtime for another thread: the same configuration, its own connection."""
-        worker = PipelineRuntime(
-            self._env,
-            self._secrets,
-            sink_factory=self._sink_factory,
-            log=self._log,
-            on_refresh_failure=self._on_refresh_failure,
-            clock=self._clock,
-        )
-        worker._settings, worker._fingerprint = self._settings, self._fingerprint
-        worker._resolved_at, worker._masker = self._resolved_at, self._masker
-        worker._refresh_due = self._refresh_due
-        worker._identity = self._identity
+        worker = copy.copy(self)  # every field is immutable or shared on purpose
+        worker._refresh_failures = 0
+        worker._sink = None
         return worker
 
     def close(self) -> None:

@@ -1,9 +1,7 @@
-"""The schema step as a CloudFormation custom resource: run at deploy time, in the stack.
+"""The schema step as a CloudFormation custom resource (docs/operations.md, The schema step).
 
-Create and Update run ``init_schema`` (idempotent; it never alters ``user_logins``).
-Delete does nothing: a stack's removal never drops data. Every outcome is answered to
-CloudFormation (``ResponseURL``), a failure with a one-line reason that names the cause
-(database unreachable, role lacks rights, configuration) and never a secret.
+Create and Update run the schema step, Delete does nothing; every outcome is answered to
+CloudFormation, a failure with a one-line reason that never holds a secret.
 """
 
 from __future__ import annotations

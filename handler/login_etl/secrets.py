@@ -18,13 +18,10 @@ DEFAULT_MAX_AGE_SECONDS = 300
 class SecretSource:
     """Reads secrets and SecureString parameters with a ``max_age`` cache."""
 
-    def __init__(self, max_age: int | None = None, boto_config: Any = None) -> None:
-        self.max_age = (
-            max_age
-            if max_age is not None
-            else int(os.environ.get("SECRETS_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS))
-        )
-        self._boto_config = boto_config
+    def __init__(self, max_age: int | None = None) -> None:
+        if max_age is None:
+            max_age = int(os.environ.get("SECRETS_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS))
+        self.max_age = max_age
         self._secrets: Any = None
         self._ssm: Any = None
 
@@ -32,8 +29,7 @@ class SecretSource:
         if self._secrets is None:
             from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-            _quiet_botocore_bodies()
-            self._secrets = SecretsProvider(boto_config=self._boto_config or _default_config())
+            self._secrets = SecretsProvider(boto_config=_provider_config())
         value = self._secrets.get(secret_id, max_age=self.max_age)
         if not isinstance(value, str):
             raise SecretShapeError("the secret has no SecretString")
@@ -43,24 +39,21 @@ class SecretSource:
         if self._ssm is None:
             from aws_lambda_powertools.utilities.parameters import SSMProvider
 
-            _quiet_botocore_bodies()
-            self._ssm = SSMProvider(boto_config=self._boto_config or _default_config())
+            self._ssm = SSMProvider(boto_config=_provider_config())
         value = self._ssm.get(name, max_age=self.max_age, decrypt=True)
         if not isinstance(value, str):
             raise SecretShapeError("the parameter has no string value")
         return value
 
 
-def _quiet_botocore_bodies() -> None:
+def _provider_config() -> Any:
+    """The botocore config of a provider, made just before it (botocore's body log quieted)."""
     # botocore logs every response body at DEBUG ("Response body: ..."): for GetSecretValue
     # and GetParameter(WithDecryption) that is the secret itself, in clear, in any log that
     # runs at DEBUG (a root logger at DEBUG, Lambda's ApplicationLogLevel=DEBUG).
     parsers = logging.getLogger("botocore.parsers")
     if parsers.getEffectiveLevel() < logging.INFO:
         parsers.setLevel(logging.INFO)
-
-
-def _default_config() -> Any:
     # Bounded waits: a Secrets Manager outage must fail the batch quickly (it stays
     # in the queue), not hold the invocation until the function times out.
     from botocore.config import Config

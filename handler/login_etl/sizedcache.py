@@ -1,11 +1,8 @@
 """A process-lifetime cache bounded by the bytes it holds, not by its number of entries.
 
-A warm Lambda container keeps module state across invocations, and producers choose the
-keys: a cache bounded by entries (``functools.lru_cache(maxsize=N)``) holds N keys of
-*any* size. This one counts each entry's bytes (``sys.getsizeof`` of key and value plus
-a fixed share for the dict's slot) and empties itself when the next entry would cross
-its bound. Emptying, not evicting one by one: real traffic has few distinct keys, which
-come back at once, and a flood of distinct keys gains nothing from a cache anyway.
+Producers choose the keys, so an entry-bounded cache (``lru_cache(maxsize=N)``) would hold
+N keys of *any* size. Full, it empties rather than evicting one by one: real traffic has few
+distinct keys, which come back at once; a flood of distinct keys gains nothing from a cache.
 """
 
 from __future__ import annotations

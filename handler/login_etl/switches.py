@@ -1,7 +1,5 @@
-"""The process-wide interpreter settings the runtime changes while batches run.
-
-Each is a counted switch: concurrent batches (``login-etl drain --workers``) set it on
-the first entry and restore it on the last exit.
+"""The process-wide interpreter settings the runtime changes while batches run, each a
+counted switch so that concurrent batches restore it on the last exit (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """``app_version`` encoding for an integer ``user_logins.app_version`` column.
 
-``"MAJOR[.MINOR[.PATCH]]"`` becomes ``MAJOR*1_000_000 + MINOR*1_000 + PATCH``: integer
-order equals version order and the value decodes back to ``x.y.z``::
-
-    encode_app_version("2.3.0") == 2003000
-    encode_app_version("0.60") == 60000
-    decode_app_version(2003000) == "2.3.0"
-
-Parses are cached for the process (few distinct versions in real traffic), in a cache
-bounded in bytes, and only for texts of at most :data:`APP_VERSION_TEXT_MAX` characters.
+``"MAJOR[.MINOR[.PATCH]]"`` becomes ``MAJOR*1_000_000 + MINOR*1_000 + PATCH``
+(docs/contract.md); parses are cached for the process in a cache bounded in bytes.
 """
 
 from __future__ import annotations
@@ -26,9 +19,7 @@ MINOR_FACTOR = 1_000
 PART_MAX = 999
 
 APP_VERSION_TEXT_MAX: Final = 100
-"""Longest version text taken, whitespace included, checked before anything else: the
-width of the legacy DDL's ``varchar(100)`` column, so both DDLs take the same texts.
-"""
+"""Longest version text taken, whitespace included (legacy ``varchar(100)``, docs/contract.md)."""
 CACHE_MAX_BYTES: Final = 64 * 1024
 """The parse cache's bound: some 450 short versions, or 280 padded to the cap."""
 
@@ -43,9 +34,7 @@ cached_version: Final[Callable[[str], int | None]] = _CACHE.get
 
 def encode_app_version(value: object) -> int:
     """Encode a version string (or a JSON integer ``n`` meaning ``n.0.0``)."""
-    if isinstance(value, bool):  # bool is an int subclass; JSON true is not a version
-        raise InvalidVersion("app_version must be a string or an integer")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):  # JSON true is not a version
         if value < 0:
             raise InvalidVersion("app_version must not be negative")
         return _fit(value * MAJOR_FACTOR)
@@ -55,8 +44,7 @@ def encode_app_version(value: object) -> int:
 
 
 def encode_version_text(value: str) -> int:
-    """Encode a version string. Real traffic has few distinct versions: the parse is
-    cached (failures are not)."""
+    """Encode a version string; the parse is cached (failures are not)."""
     encoded = _CACHE.get(value) if len(value) <= APP_VERSION_TEXT_MAX else None
     if encoded is None:
         encoded = _parse(value)
@@ -83,10 +71,9 @@ def _parse(value: str) -> int:
 
 def _part(text: str | None) -> int:
     significant = (text or "").lstrip("0")
-    # Beyond three significant digits a part is out of range; skip int() on long runs.
-    return (
-        int(significant) if 0 < len(significant) <= 3 else (0 if not significant else PART_MAX + 1)
-    )
+    if len(significant) > 3:  # out of range: skip int() on long digit runs
+        return PART_MAX + 1
+    return int(significant or "0")
 
 
 def _fit(encoded: int) -> int:
