@@ -81,9 +81,7 @@ def open_session(
 ) -> Session:
     conn = connect(settings)
     try:
-        # Whatever the database's encoding: the server converts, and COPY data
-        # (copy_chunk) and parameters are the same UTF-8 bytes.
-        conn.run(sql.CLIENT_ENCODING_UTF8)
+        conn.run(sql.CLIENT_ENCODING_UTF8)  # why: its comment in sql.py
         # One resolution of the unqualified name: the shape and every write use it.
         table = qualified_table(conn)
         shape = read_table_shape(conn)

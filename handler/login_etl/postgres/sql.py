@@ -2,7 +2,7 @@
 
 Identifiers that vary (the columns of ``user_logins`` that exist) come only from the
 fixed ``table.ROW_COLUMNS`` list, never from input; the table's own name is the one the
-session resolved (``quote_ident``: its schema and name, each quoted), so the statements
+session resolved (``qualified``: its schema and name, each quoted), so the statements
 write to the table whose shape was read, whatever ``search_path`` says.
 """
 
@@ -14,13 +14,9 @@ SCHEMA = "login_etl"
 VERSION_VIEW = f"{SCHEMA}.user_logins_decoded"
 
 
-def quote_ident(name: str) -> str:
-    """An identifier as SQL: always double-quoted, inner quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def qualified(schema: str, name: str) -> str:
-    return quote_ident(schema) + "." + quote_ident(name)
+    """``schema.name`` as SQL: each part always double-quoted, inner quotes doubled."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
 
 
 # The current DDL of user_logins, exactly; the project never alters this table. The
