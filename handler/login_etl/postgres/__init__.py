@@ -1,10 +1,6 @@
 """The Postgres adapter: the write path (``PostgresSink``), connecting and the schema step.
 
-Read in this order: ``sink`` (the order of fallbacks), ``transaction``, ``streaming``,
-``isolate``; ``ledger`` (the exactly-once ledger: a table per day, its maintenance);
-then ``session``/``connect``/``introspect`` (a connection and what it knows),
-``errors`` (SQLSTATE classes), ``sql`` (every statement) and ``schema``.
-"""
+Its modules: the code map in docs/architecture.md."""
 
 from .connect import connect
 from .errors import DatabaseUnavailable

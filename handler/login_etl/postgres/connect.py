@@ -15,11 +15,8 @@ from .errors import DRIVER_ERRORS, DatabaseUnavailable, describe
 
 
 def connect(settings: ConnectionSettings) -> pg8000.native.Connection:
-    """Open a connection whose every wait is bounded.
-
-    Connecting is bounded by ``connect_timeout``; every later socket read by the
-    statement timeout plus a margin, so a server that stops answering cannot hang us.
-    """
+    """Connecting is bounded by ``connect_timeout``; every later socket read by the
+    statement timeout plus a margin, so a server that stops answering cannot hang us."""
     try:
         ssl_context = settings.ssl_context()
     except SettingsError as error:
@@ -59,20 +56,13 @@ def connect(settings: ConnectionSettings) -> pg8000.native.Connection:
     except ScramException as error:
         # scramp refuses some passwords before sending anything (SASLprep: control or
         # unassigned characters); its text names the rule, never the password.
-        sock.close()
-        raise DatabaseUnavailable(
-            f"cannot open a Postgres session ({settings.redacted()}): the password cannot "
-            f"be used for SCRAM authentication ({error.args[0] if error.args else 'SASLprep'})"
-        ) from None
+        rule = error.args[0] if error.args else "SASLprep"
+        reason = f"the password cannot be used for SCRAM authentication ({rule})"
     except DRIVER_ERRORS as error:
-        sock.close()
-        raise DatabaseUnavailable(
-            f"cannot open a Postgres session ({settings.redacted()}): {describe(error)}"
-        ) from None
-    except UnicodeError:
-        sock.close()  # the driver encodes user, password and database as UTF-8
-        raise DatabaseUnavailable(
-            f"cannot open a Postgres session ({settings.redacted()}): the user, password or "
-            "database name is not valid UTF-8 text"
-        ) from None
-    return conn
+        reason = describe(error)
+    except UnicodeError:  # the driver encodes user, password and database as UTF-8
+        reason = "the user, password or database name is not valid UTF-8 text"
+    else:
+        return conn
+    sock.close()
+    raise DatabaseUnavailable(f"cannot open a Postgres session ({settings.redacted()}): {reason}")

@@ -7,18 +7,9 @@ from typing import Final
 
 from pg8000.exceptions import DatabaseError, InterfaceError
 
-from ..errors import ConnectionLost, DatabaseUnavailable, RowRejected
+from ..errors import DatabaseUnavailable
 
-__all__ = [
-    "DRIVER_ERRORS",
-    "ConnectionLost",
-    "DatabaseUnavailable",
-    "Handling",
-    "RowRejected",
-    "classify",
-    "describe",
-    "sqlstate",
-]
+__all__ = ["DRIVER_ERRORS", "DatabaseUnavailable", "Handling", "classify", "describe", "sqlstate"]
 
 # Everything pg8000 and the socket raise when a statement or the connection fails.
 DRIVER_ERRORS: Final = (InterfaceError, DatabaseError, OSError)
@@ -55,8 +46,7 @@ def sqlstate(error: BaseException) -> str:
 
 def describe(error: BaseException) -> str:
     """SQLSTATE and message only: Postgres' DETAIL can quote row values."""
-    if isinstance(error, DatabaseError):
-        info = error.args[0] if error.args else None
-        if isinstance(info, dict):
-            return f"{info.get('C', '?')} {info.get('M', '')}".strip()
+    info = error.args[0] if isinstance(error, DatabaseError) and error.args else None
+    if isinstance(info, dict):
+        return f"{info.get('C', '?')} {info.get('M', '')}".strip()
     return f"{type(error).__name__}: {error}"

@@ -19,12 +19,9 @@ def write_isolating(
     groups: Mapping[str, str] | None,
 ) -> WriteOutcome:
     """Bisect inside one transaction (savepoints): log(n) extra round trips per bad row.
-
-    A refused row becomes a ``database_rejected`` rejection with its SQLSTATE (never
-    the server's DETAIL, which can quote values). With ``groups`` (FIFO), no row after
-    a refused one of the same message group is written: chunks are tried in arrival
-    order, so every row written before a refusal came before it.
-    """
+    A refused row is rejected with its SQLSTATE, never the server's DETAIL (it can quote
+    values). With ``groups`` (FIFO), chunks go in arrival order, so no row after a refused
+    one of its message group is written."""
     conn = session.conn
     outcome = WriteOutcome()
     pending: list[Sequence[PendingRow]] = [rows]

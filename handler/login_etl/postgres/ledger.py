@@ -1,37 +1,7 @@
 """The exactly-once ledger: a ring of daily tables whose size and claim cost stay flat.
 
-A message's id is claimed in the table of its ``SentTimestamp`` day (a redelivery keeps
-the day): slot ``day % LEDGER_SLOTS``, table ``login_etl.ledger_NN``, each with its own
-primary key, so a claim probes one day's index, never the whole history's.
-``login_etl.ledger_slots`` records the day each slot holds and when it was opened.
-
-Maintenance runs on the write path, before a batch's transaction, in short transactions
-of its own, and only when this session meets a day it has not seen (a new day, a new
-connection):
-
-- **Opening** a slot for day ``d`` whose table still holds an older day empties it
-  (``TRUNCATE``). That older day is at least ``LEDGER_SLOTS`` days old, beyond any
-  queue's retention.
-- **Expiring**, once per session and day: a slot opened more than ``window_days`` ago is
-  emptied (``TRUNCATE``), so the ledger keeps about the queue's retention, not the
-  maximum. The legacy single-table ledger is emptied the same way once its newest id is
-  that old.
-
-A ``TRUNCATE`` waits at most a second for other locks on its table (nobody writes to
-an old slot; an analyst may be reading the ``login_etl.ledger`` view), then is left
-for the next maintenance: writes never queue behind it. A slot that could not be
-emptied keeps its old day in ``ledger_slots`` (never relabelled with ids of the old
-day in it); if a batch needs it for a new day, the batch fails (``DatabaseUnavailable``,
-retried by SQS) rather than mixing two days in one table. Days come from the caller's
-clock (UTC); the window keeps a day of margin for clocks that differ from SQS's.
-
-A message without a plausible ``SentTimestamp`` (``dates.UNDATED``) has no day that
-its redelivery would share, so its id goes in ``login_etl.ledger_undated``: one table,
-one primary key whatever the day (two deliveries at once meet on it as in a slot),
-each id with the day it was claimed. Expiry deletes the ids claimed before the window
-in bounded chunks (``sql.UNDATED_EXPIRY_ROWS``, autocommitted, ``SKIP LOCKED``): one
-chunk at the day's maintenance, then one per batch while a chunk came back full.
-"""
+What it holds, for how long, and its maintenance on the write path: docs/operations.md
+(The ledger)."""
 
 from __future__ import annotations
 
@@ -136,10 +106,7 @@ class Ledger:
 
     def prepare(self, days: Iterable[int]) -> None:
         """Make the slots of ``days`` ready for claims and prepare their statements;
-        outside any transaction.
-
-        Run in ``Session.step``, which settles a failure.
-        """
+        outside any transaction, in ``Session.step``, which settles a failure."""
         today = self.today()
         self._claimed_on["claimed_on"] = today
         if self._expired_on != today:

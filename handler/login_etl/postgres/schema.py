@@ -1,13 +1,7 @@
 """Schema step: ``user_logins`` (the current DDL, only when absent), the ledger, the view.
 
-Run as ``python -m login_etl.postgres.schema`` (reads ``DATABASE_URL``) or call
-:func:`init_schema` with an open connection. It never alters ``user_logins``.
-
-The ledger is a ring of daily tables (``ledger``). A single-table ledger of an earlier
-version (``login_etl.processed_messages``) is migrated in place: it stays, read by every
-claim while it holds ids, and the ledger's maintenance empties it once nothing in it can
-be redelivered. Nothing is copied, so the step is instant on any size of ledger.
-"""
+How to run it, and the legacy ledger's migration in place: docs/operations.md (The schema
+step)."""
 
 from __future__ import annotations
 

@@ -11,18 +11,11 @@ from typing import Final
 import pg8000.native
 
 from ..connection_settings import ConnectionSettings
+from ..errors import ConnectionLost, DatabaseUnavailable, RowRejected
 from ..table import TableShape
 from . import sql
 from .connect import connect
-from .errors import (
-    DRIVER_ERRORS,
-    ConnectionLost,
-    DatabaseUnavailable,
-    Handling,
-    RowRejected,
-    classify,
-    describe,
-)
+from .errors import DRIVER_ERRORS, Handling, classify, describe
 from .introspect import legacy_ledger_has_ids, qualified_table, read_table_shape
 from .ledger import BatchDays, Ledger
 
@@ -61,16 +54,8 @@ class Session:
     def step(
         self, what: str, *, handles: Collection[Handling] = _BOTH, transaction: bool = True
     ) -> Iterator[None]:
-        """Run a write step; settle a failure in it the same way for every strategy.
-
-        A driver error is sorted by ``errors.classify``; a handling not in ``handles``
-        counts as FAIL. RETRY: closed, ``ConnectionLost``. ISOLATE: rolled back (when in
-        a ``transaction``), ``RowRejected``, the session usable; a failed ROLLBACK is
-        sorted the same way. FAIL: closed, so the server ends the transaction and the
-        next session re-reads the table, ``DatabaseUnavailable``. Anything else but our
-        own ``DatabaseUnavailable`` (a bug, ``MemoryError``): closed, so no transaction
-        stays open on it, and raised again.
-        """
+        """Run a write step; settle a failure in it the same way for every strategy, as
+        docs/architecture.md (Failures on the write path) describes."""
         try:
             yield
         except DRIVER_ERRORS as error:
@@ -96,9 +81,7 @@ def open_session(
 ) -> Session:
     conn = connect(settings)
     try:
-        # Whatever the database's encoding: the server converts, and COPY data
-        # (copy_chunk) and parameters are the same UTF-8 bytes.
-        conn.run(sql.CLIENT_ENCODING_UTF8)
+        conn.run(sql.CLIENT_ENCODING_UTF8)  # why: its comment in sql.py
         # One resolution of the unqualified name: the shape and every write use it.
         table = qualified_table(conn)
         shape = read_table_shape(conn)
@@ -106,11 +89,11 @@ def open_session(
         ledger = Ledger(conn, shape, table, window_days, legacy, today)
         copy_sql = sql.copy_rows(shape, table)
         return Session(conn=conn, shape=shape, ledger=ledger, copy_sql=copy_sql)
-    except DRIVER_ERRORS as error:
+    except BaseException as error:  # whatever it is (SchemaError, a bug): never leave it open
         with contextlib.suppress(*DRIVER_ERRORS):  # the connection may be the broken part
             conn.close()
-        raise DatabaseUnavailable(f"cannot prepare the batch write: {describe(error)}") from None
-    except BaseException:  # SchemaError, or not the driver's: never leave it open
-        with contextlib.suppress(*DRIVER_ERRORS):
-            conn.close()
+        if isinstance(error, DRIVER_ERRORS):
+            raise DatabaseUnavailable(
+                f"cannot prepare the batch write: {describe(error)}"
+            ) from None
         raise

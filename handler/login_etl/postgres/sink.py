@@ -8,9 +8,10 @@ from datetime import UTC, date, datetime
 
 from ..config import MAX_RETENTION_SECONDS
 from ..connection_settings import ConnectionSettings
+from ..errors import ConnectionLost, DatabaseUnavailable, RowRejected
 from ..pipeline import PendingRow, WriteOutcome
 from ..table import TableShape
-from .errors import ConnectionLost, DatabaseUnavailable, RowRejected, describe
+from .errors import describe
 from .isolate import write_isolating
 from .ledger import BatchDays, window_days
 from .session import Session, open_session
@@ -19,31 +20,18 @@ from .transaction import SMALL_BATCH_ROWS, write_transaction
 
 
 class PostgresSink:
-    """Writes batches to ``user_logins`` with an exactly-once ledger, one transaction each.
+    """Writes batches to ``user_logins`` with an exactly-once ledger, one transaction each
+    (docs/contract.md, Batch semantics), on one warm connection (a :class:`Session`).
 
-    One connection (a :class:`Session`), kept across warm invocations and re-opened when
-    a write found it unusable. Each message id is claimed in the ledger slot of its
-    ``SentTimestamp`` day (``ledger``), kept for ``queue_retention_seconds`` (SQS's
-    maximum unless told) plus a day; a new day's first batch first does the ledger's
-    maintenance. Then a batch takes the first of these that can finish:
+    A new day's first batch first does the ledger's maintenance (``ledger``). Then a batch
+    takes the first of these that can finish:
 
-    1. **streamed** (more than ``SMALL_BATCH_ROWS`` messages): ``streaming.write_streaming``
-       claims every id with a plain ``INSERT`` and ``COPY``s the rows while they are still
-       being parsed. On a redelivered id, a refused row or a lost connection it hands
-       the parsed rows (``Streamed.unfinished``) to step 2.
-    2. **one transaction**: ``transaction.write_transaction``: one statement up to
-       ``SMALL_BATCH_ROWS`` rows, else ``BEGIN`` / claim ``ON CONFLICT`` / ``COPY`` /
-       ``COMMIT``. Ids already in the ledger come back as duplicates.
-    3. **bisection**: ``isolate.write_isolating``, when Postgres refused a row's values:
-       savepoints find the refused rows, the rest is written in the same transaction
-       (on a FIFO queue, except the later rows of a refused row's message group).
+    1. **streamed** (more than ``SMALL_BATCH_ROWS`` messages): ``streaming.write_streaming``;
+       when it cannot finish it hands the parsed rows (``Streamed.unfinished``) to step 2.
+    2. **one transaction**: ``transaction.write_transaction``.
+    3. **bisection**: ``isolate.write_isolating``, when Postgres refused a row's values.
 
-    Every step sorts a database error with ``errors.classify`` (``Session.step``): the
-    connection broke (``Handling.RETRY``: the maintenance and step 2 are tried once
-    more on a new connection; safe, the ledger turns a repeat of a transaction that did
-    commit into duplicates), a row was refused (``ISOLATE``: step 3), or anything else
-    (``FAIL``). A failure, or a second lost connection, raises ``DatabaseUnavailable``
-    and nothing of the batch is written.
+    How a failure is settled: docs/architecture.md (Failures on the write path).
     """
 
     def __init__(

@@ -2,7 +2,7 @@
 
 Identifiers that vary (the columns of ``user_logins`` that exist) come only from the
 fixed ``table.ROW_COLUMNS`` list, never from input; the table's own name is the one the
-session resolved (``quote_ident``: its schema and name, each quoted), so the statements
+session resolved (``qualified``: its schema and name, each quoted), so the statements
 write to the table whose shape was read, whatever ``search_path`` says.
 """
 
@@ -11,17 +11,12 @@ from __future__ import annotations
 from ..table import TABLE_NAME, AppVersionKind, TableShape
 
 SCHEMA = "login_etl"
-LEDGER = f"{SCHEMA}.processed_messages"
 VERSION_VIEW = f"{SCHEMA}.user_logins_decoded"
 
 
-def quote_ident(name: str) -> str:
-    """An identifier as SQL: always double-quoted, inner quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def qualified(schema: str, name: str) -> str:
-    return quote_ident(schema) + "." + quote_ident(name)
+    """``schema.name`` as SQL: each part always double-quoted, inner quotes doubled."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
 
 
 # The current DDL of user_logins, exactly; the project never alters this table. The
@@ -34,21 +29,15 @@ CREATE TABLE IF NOT EXISTS {TABLE_NAME}(
 
 CREATE_SCHEMA = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"
 
-# The ledger: a ring of LEDGER_SLOTS daily tables (see ledger.py). A message's id goes in
-# the table of its SentTimestamp day, which a redelivery keeps; LEDGER_SLOT_DAYS says
-# which day each table holds, and a table is emptied (TRUNCATE, never DELETE) when SQS
-# can no longer deliver a message of its day.
+# The ledger: a ring of LEDGER_SLOTS daily tables (docs/operations.md, The ledger).
 LEDGER_SLOTS = 17
 LEDGER = f"{SCHEMA}.ledger"  # a view over every slot (and the legacy table), for reading
 LEDGER_SLOT_DAYS = f"{SCHEMA}.ledger_slots"
-# The single-table ledger of versions before the ring: kept, read by every claim, until
-# nothing in it can be redelivered; then emptied. Old versions of the function still
-# running during an update keep writing it, so it is not renamed.
+# The single-table ledger of versions before the ring (docs/operations.md, The schema
+# step). Old versions of the function still running during an update keep writing it,
+# so it is not renamed.
 LEGACY_LEDGER = f"{SCHEMA}.processed_messages"
-# The ids of messages without a usable SentTimestamp: no day to slot them by (a
-# redelivery may come on any later day), so one table with one primary key, whatever
-# the day. Each id keeps the day it was claimed on (the caller's clock) and is deleted
-# in bounded chunks once that day is older than the window.
+# The ids of messages without a usable SentTimestamp (docs/operations.md, The ledger).
 UNDATED_LEDGER = f"{SCHEMA}.ledger_undated"
 UNDATED_SLOT = -1  # the "slot" of the undated table in the functions below
 UNDATED_EXPIRY_ROWS = 10_000  # per DELETE: at least one SQS batch's worth of claims
@@ -75,9 +64,8 @@ ON CONFLICT (slot) DO NOTHING
 
 
 def create_slot_table(slot: int) -> str:
-    table = slot_table(slot)
     return f"""
-CREATE TABLE IF NOT EXISTS {table} (
+CREATE TABLE IF NOT EXISTS {slot_table(slot)} (
     message_id   text PRIMARY KEY,
     processed_at timestamptz NOT NULL DEFAULT now()  -- the writing transaction's start
 )
@@ -151,8 +139,7 @@ SHORT_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '1000', true)"
 
 
 def truncate_slot(slot: int) -> str:
-    table = slot_table(slot)
-    return f"TRUNCATE {table}"
+    return f"TRUNCATE {slot_table(slot)}"
 
 
 # app_version (integer) = MAJOR*1_000_000 + MINOR*1_000 + PATCH  →  'x.y.z'
@@ -226,9 +213,7 @@ def _claimed_columns(slot: int) -> tuple[str, str]:
 
 def claim_message_ids(slot: int, legacy: bool) -> str:
     """Step 1 of a batch write: claim the ids in slot ``slot``'s table; return the ones
-    already claimed (a redelivery) — usually none, so little comes back. A concurrent
-    claim of the same id waits for the other transaction, then counts as already
-    there: a message is written at most once."""
+    already claimed (a redelivery, or a concurrent claim once its transaction ends)."""
     table, unseen = slot_table(slot), _unseen(legacy)
     columns, values = _claimed_columns(slot)
     return f"""
@@ -245,10 +230,9 @@ SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
 
 
 def claim_new_message_ids(slot: int, legacy: bool) -> str:
-    """The streaming path's claim: every id, expecting none to be there yet (plain
-    INSERT, cheaper than ON CONFLICT). A redelivered id fails it with 23505 and the
-    batch is written the careful way (``claim_message_ids``) instead. An id the legacy
-    table holds is selected twice, so it fails the same way."""
+    """The streaming path's claim: a plain INSERT (cheaper than ON CONFLICT) that a
+    redelivered id fails with 23505. An id the legacy table holds is selected twice, so
+    it fails the same way."""
     table = slot_table(slot)
     columns, values = _claimed_columns(slot)
     ids = "SELECT json_array_elements_text(CAST(:message_ids AS json)) AS message_id"
@@ -267,24 +251,17 @@ SELECT {values} FROM ({ids}) AS batch
 def unclaim_message_ids(slot: int) -> str:
     """Ids claimed by the streaming path whose message produced no row (rejected, or
     held back on a FIFO queue): removed again before the commit."""
-    table = slot_table(slot)
     return f"""
-DELETE FROM {table}
+DELETE FROM {slot_table(slot)}
 WHERE message_id IN (SELECT json_array_elements_text(CAST(:message_ids AS json)))
 """
 
 
 def write_small_batch(shape: TableShape, table: str, slot: int, legacy: bool) -> str:
-    """A whole small batch of one SentTimestamp day in ONE statement (one round trip,
-    its own transaction).
-
-    Claims the ids and inserts the rows of the newly claimed ones into ``table``
-    (``user_logins``, qualified); returns the ids that were already in the ledger.
-    ``:rows`` is a JSON array of ``[message_id, *row]``.
-    For large batches COPY is cheaper per row than Postgres parsing JSON, so they use a
-    claim (``claim_new_message_ids``, or ``claim_message_ids`` on the careful path) and
-    ``copy_rows`` in an explicit transaction instead.
-    """
+    """A whole small batch of one SentTimestamp day in ONE statement (one round trip, its
+    own transaction): claim the ids, insert the newly claimed rows into ``table``, return
+    the ids already claimed. ``:rows``: a JSON array of ``[message_id, *row]``. (Above
+    ``SMALL_BATCH_ROWS``, COPY is cheaper per row than Postgres parsing JSON.)"""
     casts = {
         "app_version": "::integer" if shape.app_version_kind is AppVersionKind.INTEGER else "",
         "create_date": "::date",

@@ -1,10 +1,5 @@
-"""The fast path of a large batch: the database works while Python parses.
-
-A worker thread opens the transaction, claims every message id of the batch in the
-ledger with a plain ``INSERT`` (no redelivery expected) and then streams the ``COPY``
-from chunks that the calling thread parses, masks and renders meanwhile; then it
-un-claims the ids of messages that produced no row and commits.
-"""
+"""The fast path of a large batch: the database works while Python parses (described in
+docs/performance.md, How the large-batch path works)."""
 
 from __future__ import annotations
 
@@ -15,9 +10,9 @@ from dataclasses import dataclass, field
 from queue import SimpleQueue
 from typing import Final
 
+from ..errors import ConnectionLost, RowRejected
 from ..pipeline import PendingRow
 from ..switches import SHORT_SWITCH_INTERVAL
-from .errors import ConnectionLost, RowRejected
 from .ledger import BatchDays
 from .session import Session
 from .transaction import copy_chunk
@@ -45,13 +40,9 @@ def write_streaming(
     days: BatchDays,
     rows: Iterable[PendingRow],
 ) -> Streamed:
-    """Write the rows; or, when the fast path cannot finish, hand them back.
-
-    It cannot finish when an id is already in the ledger (a redelivery, 23505) or a
-    row is refused (``Handling.ISOLATE``: rolled back), or the connection was lost
-    (``RETRY``: closed): then the caller writes ``Streamed.unfinished`` the careful
-    way. Any other failure is settled by ``Session.step`` and raised.
-    """
+    """Write the rows; or, when the fast path cannot finish (``Handling.ISOLATE``: a
+    redelivered id, 23505, or a refused row; ``RETRY``), hand them back for the careful
+    way. Any other failure is settled by ``Session.step`` and raised."""
     conn, ledger = session.conn, session.ledger
     # Prepared here: the worker thread only runs them.
     claims = [(ledger.statements(day), ids) for day, ids in days.split(message_ids)]

@@ -1,10 +1,5 @@
-"""One batch in one transaction, in a constant number of round trips.
-
-Up to ``SMALL_BATCH_ROWS`` rows of one ``SentTimestamp`` day: one autocommitted
-statement that claims the ids in the ledger and inserts the rows of the newly claimed
-ones. Above (or spanning days): ``BEGIN``, claim (``ON CONFLICT``, one per day's
-ledger slot), ``COPY`` of the newly claimed rows, ``COMMIT``.
-"""
+"""One batch in one transaction, in a constant number of round trips (docs/contract.md,
+Batch semantics); above ``SMALL_BATCH_ROWS`` or spanning days, one claim per day's slot."""
 
 from __future__ import annotations
 
@@ -23,21 +18,17 @@ SMALL_BATCH_ROWS: Final = 100
 
 
 def write_transaction(session: Session, rows: Sequence[PendingRow], days: BatchDays) -> set[str]:
-    """Write the rows not yet in the ledger; return their message ids.
-
-    A failure is settled by ``Session.step``: ``ConnectionLost`` (retry on a new
-    connection), ``RowRejected`` (rolled back, the session usable: isolate the row) or
-    ``DatabaseUnavailable``.
-    """
-    small = len(rows) <= SMALL_BATCH_ROWS and days.single is not None
-    with session.step("batch write", transaction=not small):
-        if small and days.single is not None:  # one autocommitted statement: atomic
+    """Write the rows not yet in the ledger; return their message ids. A failure is
+    settled by ``Session.step`` (``ConnectionLost``, ``RowRejected``, ``DatabaseUnavailable``)."""
+    single = days.single if len(rows) <= SMALL_BATCH_ROWS else None
+    with session.step("batch write", transaction=single is None):
+        if single is not None:  # one autocommitted statement: atomic
             # Characters as they are, not \u escapes: Postgres refuses an escape of a
             # non-ASCII character in a database that is not UTF-8 (22P05: PG 10, and
             # SQL_ASCII on any version), which would bisect every such row.
             # records.to_row already refused NUL and lone surrogates.
             payload = json.dumps([[r.message_id, *r.row] for r in rows], ensure_ascii=False)
-            already = session.ledger.statements(days.single).small_batch(payload)
+            already = session.ledger.statements(single).small_batch(payload)
             return {r.message_id for r in rows} - already
         session.conn.run("BEGIN")
         fresh = claim_and_copy(session, rows, days)
@@ -59,11 +50,8 @@ def claim_and_copy(session: Session, rows: Sequence[PendingRow], days: BatchDays
 
 
 def copy_chunk(rows: Sequence[PendingRow]) -> bytes:
-    """COPY data of rows, using each row's own line when ``to_row`` rendered one.
-
-    UTF-8: every session sets ``client_encoding`` to UTF8 (``session.open_session``),
-    whatever the database's encoding, so the server converts it as it does the
-    one-statement path's parameters."""
+    """COPY data of rows, using each row's own line when ``to_row`` rendered one; UTF-8,
+    as every session sets ``client_encoding`` (``session.open_session``)."""
     lines = [copy_line(r.row) if r.copy_line is None else r.copy_line for r in rows]
     lines.append("")
     return "\n".join(lines).encode()
