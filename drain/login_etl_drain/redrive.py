@@ -78,12 +78,7 @@ def _copy_loop(
     deadline = time.monotonic() + timeout_s
     fifo = destination.info.fifo
     while empty_polls < 2 and time.monotonic() < deadline:
-        messages = dlq.receive_messages(
-            10,
-            wait_seconds=1,
-            visibility_timeout=60,
-            system_attributes=["MessageGroupId", "MessageDeduplicationId", "SentTimestamp"],
-        )
+        messages = dlq.receive_messages(10, wait_seconds=1, visibility_timeout=60)
         if not messages:
             empty_polls += 1
             continue
