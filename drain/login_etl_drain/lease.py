@@ -84,14 +84,11 @@ class VisibilityLease:
         with self._lock:
             calls = list(chunks(self._records))
         report = BeatReport(calls=len(calls))
-        if len(calls) <= 1:
-            outcomes = [self._extend_chunk(chunk) for chunk in calls]
-        else:
-            with ThreadPoolExecutor(
-                max_workers=min(MAX_PARALLEL_CALLS, len(calls)),
-                thread_name_prefix="visibility-heartbeat-call",
-            ) as pool:
-                outcomes = list(pool.map(self._extend_chunk, calls))
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(MAX_PARALLEL_CALLS, len(calls))),
+            thread_name_prefix="visibility-heartbeat-call",
+        ) as pool:
+            outcomes = list(pool.map(self._extend_chunk, calls))
         gone: set[int] = set()  # id() of the records SQS will never extend again
         for chunk, outcome in zip(calls, outcomes, strict=True):
             if isinstance(outcome, SqsError):

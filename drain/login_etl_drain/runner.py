@@ -1,5 +1,4 @@
-"""The drain loop: the Lambda event source mapping as local worker threads (docs/drain.md,
-"What it does, per worker" and "Failures")."""
+"""The drain loop: the Lambda event source mapping as local worker threads (docs/drain.md)."""
 
 from __future__ import annotations
 

@@ -68,10 +68,6 @@ class QueueInfo:
     region: str
     visibility_timeout: int
 
-    @property
-    def fifo(self) -> bool:
-        return self.arn.endswith(".fifo")
-
 
 @dataclass(frozen=True, slots=True)
 class EntryFailure:
@@ -130,12 +126,10 @@ _QUERY_ENDPOINTS: set[str] = set()  # endpoints found to speak only query (asked
 class SqsQueue:
     """One queue, one client. Not shared between threads."""
 
-    def __init__(
-        self, info: QueueInfo, options: ClientOptions, client: SQSClient | None = None
-    ) -> None:
+    def __init__(self, info: QueueInfo, options: ClientOptions, client: SQSClient) -> None:
         self.info = info
         self._options = options
-        self.client: SQSClient = client if client is not None else options.make_client()
+        self.client = client
 
     @classmethod
     def open(
@@ -174,7 +168,7 @@ class SqsQueue:
 
     def clone(self) -> SqsQueue:
         """The same queue with its own client (for another worker thread)."""
-        return SqsQueue(self.info, self._options)
+        return SqsQueue(self.info, self._options, self._options.make_client())
 
     def _call[T](self, what: str, call: Callable[[SQSClient], T]) -> T:
         return call_sqs(what, lambda: call(self.client), queue_url=self.info.url)
