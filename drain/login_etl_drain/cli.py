@@ -82,7 +82,7 @@ def redrive_command(args: argparse.Namespace) -> int:
             destination,
             method=args.method,
             signer=signer,
-            progress=lambda moved: print(f"{PROG} redrive: {moved} moved", file=sys.stderr),
+            progress=lambda moved: _say("redrive", f"{moved} moved"),
         )
     except SqsError as error:
         return _fail("redrive", error)
@@ -92,29 +92,33 @@ def redrive_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     if result.method == "move-task":
-        print(
-            f"{PROG} redrive: note: SQS's move task gives each message a new id and send time "
-            "(create_date = today; a message written before it was dead-lettered is written "
-            "again); --method copy keeps them",
-            file=sys.stderr,
+        _say(
+            "redrive",
+            "note: SQS's move task gives each message a new id and send time (create_date = "
+            "today; a message written before it was dead-lettered is written again); "
+            "--method copy keeps them",
         )
     if result.without_identity:
-        print(
-            f"{PROG} redrive: warning: {result.without_identity} copies carry no identity "
-            "(10 message attributes already, or no SentTimestamp): they count as new messages",
-            file=sys.stderr,
+        _say(
+            "redrive",
+            f"warning: {result.without_identity} copies carry no identity (10 message "
+            "attributes already, or no SentTimestamp): they count as new messages",
         )
     return EXIT_OK
+
+
+def _say(command: str, text: str) -> None:
+    """One line on stderr: ``login-etl <command>: <text>``."""
+    print(f"{PROG} {command}: {text}", file=sys.stderr, flush=True)
 
 
 def _note_protocol(command: str, queue: SqsQueue) -> None:
     """Say once per run that the endpoint gets the query protocol, and why."""
     if queue.protocol == "query":
-        print(
-            f"{PROG} {command}: note: the SQS endpoint does not speak SQS's JSON protocol "
-            "(LocalStack before 3.0); using the query protocol",
-            file=sys.stderr,
-            flush=True,
+        _say(
+            command,
+            "note: the SQS endpoint does not speak SQS's JSON protocol (LocalStack before 3.0); "
+            "using the query protocol",
         )
 
 
@@ -209,7 +213,7 @@ def _stop_on_signals(switch: StopSwitch) -> Iterator[list[int]]:
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if received:
-            print(f"{PROG} drain: still finishing the batch in flight", file=sys.stderr)
+            _say("drain", "still finishing the batch in flight")
             return
         received.append(signum)
         print(f"\n{PROG} drain: stopping after the batch in flight", file=sys.stderr)
@@ -229,11 +233,7 @@ def _fail(command: str, error: BaseException, *, hint: str = "") -> int:
     text = " ".join(str(error).split()) or type(error).__name__
     if not isinstance(error, LoginEtlError):
         text = f"{type(error).__name__}: {text}"  # an unexpected error: say what it was
-    print(
-        f"{PROG} {command}: error: {text}{f' ({hint})' if hint else ''}",
-        file=sys.stderr,
-        flush=True,
-    )
+    _say(command, f"error: {text}{f' ({hint})' if hint else ''}")
     return code
 
 

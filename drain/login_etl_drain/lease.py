@@ -9,19 +9,15 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
 
 from login_etl.errors import SqsError
 
-from .sqs import EntryFailure, Record, chunks
+from .sqs import EntryFailure, Record, SqsQueue, chunks
 
 log = logging.getLogger(__name__)
 _MIN_INTERVAL_S = 0.2
 MAX_PARALLEL_CALLS: Final = 16  # ChangeMessageVisibilityBatch calls at once, per lease
-
-
-class Extendable(Protocol):
-    def change_visibility(self, chunk: Sequence[Record], seconds: int) -> list[EntryFailure]: ...
 
 
 @dataclass(slots=True)
@@ -40,7 +36,7 @@ class BeatReport:
 class VisibilityLease:
     """``with VisibilityLease(queue, 30) as lease: lease.add(records); ...``"""
 
-    def __init__(self, queue: Extendable, timeout_s: int) -> None:
+    def __init__(self, queue: SqsQueue, timeout_s: int) -> None:
         self._queue = queue
         self._timeout_s = timeout_s
         self._interval_s = max(timeout_s / 3, _MIN_INTERVAL_S)
@@ -88,14 +84,11 @@ class VisibilityLease:
         with self._lock:
             calls = list(chunks(self._records))
         report = BeatReport(calls=len(calls))
-        if len(calls) <= 1:
-            outcomes = [self._extend_chunk(chunk) for chunk in calls]
-        else:
-            with ThreadPoolExecutor(
-                max_workers=min(MAX_PARALLEL_CALLS, len(calls)),
-                thread_name_prefix="visibility-heartbeat-call",
-            ) as pool:
-                outcomes = list(pool.map(self._extend_chunk, calls))
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(MAX_PARALLEL_CALLS, len(calls))),
+            thread_name_prefix="visibility-heartbeat-call",
+        ) as pool:
+            outcomes = list(pool.map(self._extend_chunk, calls))
         gone: set[int] = set()  # id() of the records SQS will never extend again
         for chunk, outcome in zip(calls, outcomes, strict=True):
             if isinstance(outcome, SqsError):

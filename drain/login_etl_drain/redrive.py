@@ -1,5 +1,4 @@
-"""Move dead-lettered messages back to their source queue: ``copy`` (each copy keeps a signed
-identity) or ``move-task`` (docs/drain.md, "login-etl redrive")."""
+"""Move dead-lettered messages back to their source queue (docs/drain.md, "login-etl redrive")."""
 
 from __future__ import annotations
 
@@ -76,14 +75,9 @@ def _copy_loop(
 ) -> tuple[int, int]:
     moved, empty_polls, without_identity = 0, 0, 0
     deadline = time.monotonic() + timeout_s
-    fifo = destination.info.fifo
+    fifo = destination.info.arn.endswith(".fifo")
     while empty_polls < 2 and time.monotonic() < deadline:
-        messages = dlq.receive_messages(
-            10,
-            wait_seconds=1,
-            visibility_timeout=60,
-            system_attributes=["MessageGroupId", "MessageDeduplicationId", "SentTimestamp"],
-        )
+        messages = dlq.receive_messages(10, wait_seconds=1, visibility_timeout=60)
         if not messages:
             empty_polls += 1
             continue
@@ -91,10 +85,9 @@ def _copy_loop(
         entries = []
         for index, message in enumerate(messages):
             entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
-            attributes = with_identity(message, signer)
-            if attributes is None:
+            attributes, signed = with_identity(message, signer)
+            if not signed:
                 without_identity += 1
-                attributes = _copyable(message.get("MessageAttributes", {}))
             if attributes:
                 entry["MessageAttributes"] = attributes
             if fifo:
@@ -119,25 +112,25 @@ def _copy_loop(
 
 def with_identity(
     message: Mapping[str, Any], signer: IdentitySigner
-) -> dict[str, dict[str, Any]] | None:
-    """The message attributes of a DLQ message's copy: its own, plus a signed identity (one
-    that verifies kept, docs/drain.md). None: 10 attributes already, or no usable id or time."""
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """A DLQ message's copy's attributes: its own plus a signed identity (a verifying one kept,
+    docs/drain.md); False: no identity (10 attributes already, or no usable id or time)."""
     attributes = _copyable(message.get("MessageAttributes", {}))
     body = message.get("Body", "")
     present = attributes.get(ATTRIBUTE, {}).get("StringValue")
     if present is not None and signer.verify(present, body) is not None:
-        return attributes
+        return attributes, True
     try:
         identity = Identity(
             str(message.get("MessageId", "")),
             str(message.get("Attributes", {}).get("SentTimestamp", "")),
         )
     except ValueError:
-        return None
+        return attributes, False
     if ATTRIBUTE not in attributes and len(attributes) >= MAX_MESSAGE_ATTRIBUTES:
-        return None
+        return attributes, False
     attributes[ATTRIBUTE] = {"DataType": "String", "StringValue": signer.sign(identity, body)}
-    return attributes
+    return attributes, True
 
 
 def _copyable(attributes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -1,5 +1,4 @@
-"""The drain loop: the Lambda event source mapping as local worker threads (docs/drain.md,
-"What it does, per worker" and "Failures")."""
+"""The drain loop: the Lambda event source mapping as local worker threads (docs/drain.md)."""
 
 from __future__ import annotations
 
@@ -84,12 +83,6 @@ class StopSwitch:
                 tick()
 
 
-def is_transient(error: BaseException) -> bool:
-    """Worth a retry in --follow mode (the batch stays in the queue meanwhile)."""
-    fatal = isinstance(error, QueueNotFound | CredentialsRejected)
-    return not fatal and isinstance(error, DatabaseUnavailable | SqsError)
-
-
 class Drainer:
     def __init__(
         self,
@@ -112,27 +105,26 @@ class Drainer:
         self._visibility_s = (
             options.visibility_timeout or queue.info.visibility_timeout or _DEFAULT_VISIBILITY_S
         )
-        self._threads: list[threading.Thread] = []
 
     def run(self, tick: Callable[[], None], *, interrupted: Callable[[], bool]) -> None:
         """Drain until done, a fatal error, or a stop request; ``tick`` refreshes the display.
         On an interrupt only the batches in flight are awaited (docs/drain.md, "Ctrl-C")."""
         # Clients are made here, in one thread: boto3 sessions are not thread-safe.
         queues = [self._queue] + [self._queue.clone() for _ in range(self._options.concurrency - 1)]
-        for index, queue in enumerate(queues):
-            thread = threading.Thread(
-                target=self._worker, args=(index, queue), name=f"drain-{index}", daemon=True
-            )
-            self._threads.append(thread)
+        threads = [
+            threading.Thread(target=self._worker, args=(i, q), name=f"drain-{i}", daemon=True)
+            for i, q in enumerate(queues)
+        ]
+        for thread in threads:
             thread.start()
-        while any(t.is_alive() for t in self._threads) and not self._switch.stopped:
+        while any(t.is_alive() for t in threads) and not self._switch.stopped:
             tick()
             time.sleep(0.1)
         if interrupted():
             self._switch.wait_idle(tick)
         else:
             self._switch.stop()
-            for thread in self._threads:
+            for thread in threads:
                 while thread.is_alive():
                     thread.join(0.2)
                     tick()
@@ -147,7 +139,10 @@ class Drainer:
                 try:
                     handled = self._one_batch(queue, pipeline)
                 except Exception as error:
-                    if not (options.follow and is_transient(error)):
+                    # Worth a retry in --follow mode (the batch stays in the queue meanwhile).
+                    fatal = isinstance(error, QueueNotFound | CredentialsRejected)
+                    transient = not fatal and isinstance(error, DatabaseUnavailable | SqsError)
+                    if not (options.follow and transient):
                         raise
                     failures += 1
                     delay = min(options.max_backoff_s, 2.0 ** min(failures, 6))

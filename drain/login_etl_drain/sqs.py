@@ -33,7 +33,7 @@ from login_etl.errors import (
 
 if TYPE_CHECKING:  # type information only: mypy-boto3-sqs is a development dependency
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType, QueueAttributeNameType
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
     from mypy_boto3_sqs.type_defs import MessageTypeDef, SendMessageBatchRequestEntryTypeDef
 
 Record = dict[str, Any]
@@ -67,10 +67,6 @@ class QueueInfo:
     arn: str
     region: str
     visibility_timeout: int
-
-    @property
-    def fifo(self) -> bool:
-        return self.arn.endswith(".fifo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +126,10 @@ _QUERY_ENDPOINTS: set[str] = set()  # endpoints found to speak only query (asked
 class SqsQueue:
     """One queue, one client. Not shared between threads."""
 
-    def __init__(
-        self, info: QueueInfo, options: ClientOptions, client: SQSClient | None = None
-    ) -> None:
+    def __init__(self, info: QueueInfo, options: ClientOptions, client: SQSClient) -> None:
         self.info = info
         self._options = options
-        self.client: SQSClient = client if client is not None else options.make_client()
+        self.client = client
 
     @classmethod
     def open(
@@ -145,9 +139,8 @@ class SqsQueue:
         if region is None and botocore.session.Session().get_config_variable("region") is None:
             # Neither --region nor AWS_REGION / a profile: the queue URL may name it.
             region = region_from_url(url) or ("us-east-1" if _is_loopback(url) else None)
-        options = ClientOptions(endpoint_url, region, wait_seconds)
-        if endpoint_url in _QUERY_ENDPOINTS:
-            options = replace(options, protocol="query")
+        protocol: Protocol = "query" if endpoint_url in _QUERY_ENDPOINTS else "json"
+        options = ClientOptions(endpoint_url, region, wait_seconds, protocol)
 
         def first_call(client: SQSClient) -> Mapping[Any, str]:
             return call_sqs(
@@ -175,7 +168,7 @@ class SqsQueue:
 
     def clone(self) -> SqsQueue:
         """The same queue with its own client (for another worker thread)."""
-        return SqsQueue(self.info, self._options)
+        return SqsQueue(self.info, self._options, self._options.make_client())
 
     def _call[T](self, what: str, call: Callable[[SQSClient], T]) -> T:
         return call_sqs(what, lambda: call(self.client), queue_url=self.info.url)
@@ -190,12 +183,7 @@ class SqsQueue:
         return [to_event_record(m, self.info) for m in messages]
 
     def receive_messages(
-        self,
-        max_messages: int,
-        *,
-        wait_seconds: int,
-        visibility_timeout: int,
-        system_attributes: Sequence[MessageSystemAttributeNameType] = ("All",),
+        self, max_messages: int, *, wait_seconds: int, visibility_timeout: int
     ) -> list[MessageTypeDef]:
         """One ReceiveMessage call, the messages as SQS gives them."""
         response = self._call(
@@ -205,7 +193,7 @@ class SqsQueue:
                 MaxNumberOfMessages=max(1, min(MAX_PER_CALL, max_messages)),
                 WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=visibility_timeout,
-                MessageSystemAttributeNames=list(system_attributes),
+                MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ),
         )
@@ -301,8 +289,7 @@ def to_event_record(message: Mapping[str, Any], queue: QueueInfo) -> Record:
 
 def region_from_url(url: str) -> str | None:
     """``https://sqs.eu-west-1.amazonaws.com/...`` → ``eu-west-1``."""
-    host = urlsplit(url).hostname or ""
-    parts = host.split(".")
+    parts = (urlsplit(url).hostname or "").split(".")
     if len(parts) >= 4 and parts[0] == "sqs" and "amazonaws" in parts:
         return parts[1]
     return None
@@ -345,8 +332,7 @@ def _is_loopback(url: str | None) -> bool:
 def _choose_protocol[T](
     options: ClientOptions, call: Callable[[SQSClient], T]
 ) -> tuple[ClientOptions, SQSClient, T]:
-    """The first call in JSON, then in query where an endpoint other than AWS's does not
-    understand it (LocalStack 0.14: HTTP 500 ``{}``); if neither does, JSON's error stands."""
+    """The first call in JSON, else in query (docs/drain.md, "Any SQS endpoint")."""
     if options.protocol == "json" and options.endpoint_url is not None:
         try:
             # One attempt: a server that does not speak JSON answers every retry the same.
