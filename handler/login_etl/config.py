@@ -14,26 +14,22 @@ from .connection_settings import ConnectionSettings
 from .errors import ConfigurationError, SecretShapeError, SettingsError
 from .secrets import SecretSource
 
+# The variables that point at Secrets Manager / SSM (re-read when their cache expires).
+SECRET_VARIABLES = ("DB_SECRET_ARN", "PII_HASH_KEY_SECRET_ARN", "PII_HASH_KEY_PARAMETER")
 CONFIG_VARIABLES = (
-    "DB_SECRET_ARN",
+    *SECRET_VARIABLES,
     "DATABASE_URL",
     "DB_SSLMODE",
     "DB_SSLROOTCERT",
     "DB_CONNECT_TIMEOUT",
     "DB_STATEMENT_TIMEOUT_MS",
     "PII_HASH_KEY",
-    "PII_HASH_KEY_SECRET_ARN",
-    "PII_HASH_KEY_PARAMETER",
     "QUEUE_RETENTION_SECONDS",
 )
 
 # SQS's limits of MessageRetentionPeriod; unset, the ledger assumes the longest.
 MIN_RETENTION_SECONDS = 60
 MAX_RETENTION_SECONDS = 14 * 86_400
-
-
-# The variables that point at Secrets Manager / SSM (re-read when their cache expires).
-SECRET_VARIABLES = ("DB_SECRET_ARN", "PII_HASH_KEY_SECRET_ARN", "PII_HASH_KEY_PARAMETER")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,33 +86,31 @@ def masking_key(env: Mapping[str, str], secrets: SecretSource) -> bytes:
 
 
 def database_settings(env: Mapping[str, str], secrets: SecretSource) -> ConnectionSettings:
-    if arn := env.get("DB_SECRET_ARN"):
-        raw = _fetch(secrets.secret_string, arn, "database secret")
-        try:
-            secret = json.loads(raw)
-        except json.JSONDecodeError as error:
-            # Not str(error): only the position, never the document's text.
-            raise ConfigurationError(
-                f"database secret is not usable: not valid JSON (line {error.lineno}, "
-                f"column {error.colno})"
-            ) from None
-        except RecursionError:
-            raise ConfigurationError("database secret is not usable: not valid JSON") from None
-        try:
+    arn = env.get("DB_SECRET_ARN")
+    if not arn and not env.get("DATABASE_URL"):
+        raise ConfigurationError("no database configured (set DB_SECRET_ARN or DATABASE_URL)")
+    try:
+        if arn:
+            raw = _fetch(secrets.secret_string, arn, "database secret")
+            try:
+                secret = json.loads(raw)
+            except json.JSONDecodeError as error:
+                # Not str(error): only the position, never the document's text.
+                raise SettingsError(
+                    f"not valid JSON (line {error.lineno}, column {error.colno})"
+                ) from None
+            except RecursionError:
+                raise SettingsError("not valid JSON") from None
             settings = ConnectionSettings.from_rds_secret(
                 secret,
                 sslmode=env.get("DB_SSLMODE") or "verify-full",
                 sslrootcert=env.get("DB_SSLROOTCERT") or None,
             )
-        except SettingsError as error:
-            raise ConfigurationError(f"database secret is not usable: {error}") from None
-    elif env.get("DATABASE_URL"):
-        try:
+        else:
             settings = ConnectionSettings.from_url(env["DATABASE_URL"])
-        except SettingsError as error:
-            raise ConfigurationError(f"DATABASE_URL is not usable: {error}") from None
-    else:
-        raise ConfigurationError("no database configured (set DB_SECRET_ARN or DATABASE_URL)")
+    except SettingsError as error:
+        where = "database secret" if arn else "DATABASE_URL"
+        raise ConfigurationError(f"{where} is not usable: {error}") from None
     try:
         if env.get("DB_CONNECT_TIMEOUT"):
             settings = replace(settings, connect_timeout=float(env["DB_CONNECT_TIMEOUT"]))

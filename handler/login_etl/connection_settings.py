@@ -51,9 +51,7 @@ class ConnectionSettings:
         scheme, sep, rest = url.partition("://")
         if not sep or scheme.lower() not in ("postgresql", "postgres"):
             raise SettingsError("DATABASE_URL must start with postgresql://")
-        userinfo, at, location = rest.rpartition("@")
-        if not at:
-            location = rest
+        userinfo, _, location = rest.rpartition("@")  # no "@": ("", "", rest)
         authority, _, query = location.partition("?")
         authority, _, path = authority.partition("/")
         match = _HOST_PORT.fullmatch(authority)

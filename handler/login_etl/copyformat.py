@@ -33,6 +33,4 @@ def copy_line(row: Sequence[object]) -> str:
 
 def copy_text(rows: Iterable[Sequence[object]]) -> str:
     """Rows as COPY data, each line ending in a line break."""
-    lines = [copy_line(row) for row in rows]
-    lines.append("")
-    return "\n".join(lines)
+    return "".join([f"{copy_line(row)}\n" for row in rows])

@@ -6,7 +6,6 @@ today: docs/contract.md (create_date).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, Final
@@ -48,25 +47,17 @@ def _day_and_unit(sent: object, latest: int) -> tuple[int, int] | None:
     try:
         value = int(sent)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
-        value = _from_decimal(sent)
-        if value is None:
+        if not isinstance(sent, str):
+            return None  # None, a list, an infinite or NaN float ...
+        try:  # a fractional value as text: "1764547200.5" → 1764547200
+            value = int(float(sent))
+        except (ValueError, OverflowError):
             return None
     for unit in (_MS_PER_DAY, _S_PER_DAY):
         day = value // unit
         if _EARLIEST_DAY <= day <= latest:
             return day, unit
     return None
-
-
-def _from_decimal(sent: object) -> int | None:
-    """``"1764547200.5"`` (a fractional value as text) → 1764547200; anything else None."""
-    if isinstance(sent, bool) or not isinstance(sent, str | float):
-        return None
-    try:
-        value = float(sent)
-    except ValueError:
-        return None
-    return int(value) if math.isfinite(value) else None
 
 
 class SentDates:

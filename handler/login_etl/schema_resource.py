@@ -36,12 +36,7 @@ def handle(
     answer = _run(event, env, secrets)
     if answer["Status"] == "FAILED" and log_stream:
         answer["Reason"] += f" (log stream {log_stream})"
-    body = {
-        **answer,
-        "StackId": event["StackId"],
-        "RequestId": event["RequestId"],
-        "LogicalResourceId": event["LogicalResourceId"],
-    }
+    body = answer | {key: event[key] for key in ("StackId", "RequestId", "LogicalResourceId")}
     (respond or put_response)(event, body)
     return body
 

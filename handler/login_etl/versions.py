@@ -45,16 +45,11 @@ def encode_app_version(value: object) -> int:
 
 def encode_version_text(value: str) -> int:
     """Encode a version string; the parse is cached (failures are not)."""
-    encoded = _CACHE.get(value) if len(value) <= APP_VERSION_TEXT_MAX else None
-    if encoded is None:
-        encoded = _parse(value)
-        _CACHE.put(value, encoded)
-    return encoded
-
-
-def _parse(value: str) -> int:
     if len(value) > APP_VERSION_TEXT_MAX:
         raise InvalidVersion(f"app_version exceeds {APP_VERSION_TEXT_MAX} characters")
+    encoded = _CACHE.get(value)
+    if encoded is not None:
+        return encoded
     match = _VERSION.fullmatch(value.strip())
     if match is None:
         raise InvalidVersion("app_version must look like MAJOR[.MINOR[.PATCH]]")
@@ -62,11 +57,12 @@ def _parse(value: str) -> int:
     major_text = major_text.lstrip("0") or "0"
     if len(major_text) > 4:  # more than 2147 cannot fit; avoids parsing huge digit runs
         raise InvalidVersion("app_version does not fit an integer column")
-    minor = _part(minor_text)
-    patch = _part(patch_text)
+    minor, patch = _part(minor_text), _part(patch_text)
     if minor > PART_MAX or patch > PART_MAX:
         raise InvalidVersion("app_version MINOR and PATCH must be 0-999")
-    return _fit(int(major_text) * MAJOR_FACTOR + minor * MINOR_FACTOR + patch)
+    encoded = _fit(int(major_text) * MAJOR_FACTOR + minor * MINOR_FACTOR + patch)
+    _CACHE.put(value, encoded)
+    return encoded
 
 
 def _part(text: str | None) -> int:
