@@ -13,7 +13,7 @@ from typing import Final
 
 from login_etl.errors import SqsError
 
-from .sqs import EntryFailure, Record, SqsQueue, chunks
+from .sqs import Record, SqsQueue, chunks
 
 log = logging.getLogger(__name__)
 _MIN_INTERVAL_S = 0.2
@@ -88,16 +88,18 @@ class VisibilityLease:
             max_workers=max(1, min(MAX_PARALLEL_CALLS, len(calls))),
             thread_name_prefix="visibility-heartbeat-call",
         ) as pool:
-            outcomes = list(pool.map(self._extend_chunk, calls))
+            jobs = [pool.submit(self._queue.change_visibility, c, self._timeout_s) for c in calls]
         gone: set[int] = set()  # id() of the records SQS will never extend again
-        for chunk, outcome in zip(calls, outcomes, strict=True):
-            if isinstance(outcome, SqsError):
+        for chunk, job in zip(calls, jobs, strict=True):
+            # Not fatal: at worst these messages are redelivered and the ledger skips them.
+            if isinstance(error := job.exception(), SqsError):
                 report.failed_calls += 1
                 report.in_failed_calls += len(chunk)
-                report.first_error = report.first_error or str(outcome)
+                report.first_error = report.first_error or str(error)
                 continue
-            report.extended += len(chunk) - len(outcome)
-            for failure in outcome:
+            failures = job.result()  # any other error: raised, this beat fails (see _beat)
+            report.extended += len(chunk) - len(failures)
+            for failure in failures:
                 if failure.sender_fault:
                     report.dropped[failure.code] += 1
                     gone.add(id(chunk[failure.index]))
@@ -108,13 +110,6 @@ class VisibilityLease:
                 self._records = [r for r in self._records if id(r) not in gone]
         _log_report(report)
         return report
-
-    def _extend_chunk(self, chunk: Sequence[Record]) -> list[EntryFailure] | SqsError:
-        # Not fatal: at worst these messages are redelivered and the ledger skips them.
-        try:
-            return self._queue.change_visibility(chunk, self._timeout_s)
-        except SqsError as error:
-            return error
 
 
 def _log_report(report: BeatReport) -> None:

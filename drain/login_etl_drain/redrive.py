@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -77,33 +78,27 @@ def _copy_loop(
     deadline = time.monotonic() + timeout_s
     fifo = destination.info.arn.endswith(".fifo")
     while empty_polls < 2 and time.monotonic() < deadline:
-        messages = dlq.receive_messages(10, wait_seconds=1, visibility_timeout=60)
-        if not messages:
+        records = dlq.receive(10, wait_seconds=1, visibility_timeout=60)
+        if not records:
             empty_polls += 1
             continue
         empty_polls = 0
         entries = []
-        for index, message in enumerate(messages):
-            entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
-            attributes, signed = with_identity(message, signer)
+        for index, record in enumerate(records):
+            entry: dict[str, Any] = {"Id": str(index), "MessageBody": record["body"]}
+            attributes, signed = with_identity(record, signer)
             if not signed:
                 without_identity += 1
             if attributes:
                 entry["MessageAttributes"] = attributes
             if fifo:
-                system = message.get("Attributes", {})
-                entry["MessageGroupId"] = system.get("MessageGroupId", "redrive")
-                # Stable if this copy is sent again (a crash before the delete: SQS drops it
-                # within 5 min); not the original id, so a message redriven twice is not.
-                entry["MessageDeduplicationId"] = message["MessageId"]
+                entry["MessageGroupId"] = record["attributes"].get("MessageGroupId", "redrive")
+                # The DLQ message's id, not the original's: why, docs/drain.md ("On a FIFO queue").
+                entry["MessageDeduplicationId"] = record["messageId"]
             entries.append(entry)
         accepted = destination.send_batch(entries)
         # Delete only what the destination accepted; the rest reappears in the DLQ.
-        to_delete = [
-            {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"]}
-            for i, m in enumerate(messages)
-            if str(i) in accepted
-        ]
+        to_delete = [r for i, r in enumerate(records) if str(i) in accepted]
         not_deleted = dlq.delete(to_delete)  # reappears later and is moved (again) then
         moved += len(to_delete) - len(not_deleted)
         progress(moved)
@@ -111,29 +106,32 @@ def _copy_loop(
 
 
 def with_identity(
-    message: Mapping[str, Any], signer: IdentitySigner
+    record: Mapping[str, Any], signer: IdentitySigner
 ) -> tuple[dict[str, dict[str, Any]], bool]:
-    """A DLQ message's copy's attributes: its own plus a signed identity (a verifying one kept,
+    """A DLQ record's copy's attributes: its own plus a signed identity (a verifying one kept,
     docs/drain.md); False: no identity (10 attributes already, or no usable id or time)."""
-    attributes = _copyable(message.get("MessageAttributes", {}))
-    body = message.get("Body", "")
-    present = attributes.get(ATTRIBUTE, {}).get("StringValue")
-    if present is not None and signer.verify(present, body) is not None:
+    attributes = _copyable(record.get("messageAttributes", {}))
+    if signer.verify_record(record) is not None:
         return attributes, True
     try:
-        identity = Identity(
-            str(message.get("MessageId", "")),
-            str(message.get("Attributes", {}).get("SentTimestamp", "")),
-        )
+        sent = str(record.get("attributes", {}).get("SentTimestamp", ""))
+        identity = Identity(str(record.get("messageId", "")), sent)
     except ValueError:
         return attributes, False
     if ATTRIBUTE not in attributes and len(attributes) >= MAX_MESSAGE_ATTRIBUTES:
         return attributes, False
+    body = record.get("body", "")
     attributes[ATTRIBUTE] = {"DataType": "String", "StringValue": signer.sign(identity, body)}
     return attributes, True
 
 
 def _copyable(attributes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Message attributes as SendMessage takes them (ReceiveMessage adds empty list fields)."""
-    fields = ("DataType", "StringValue", "BinaryValue")
-    return {str(name): {k: v[k] for k in fields if k in v} for name, v in attributes.items()}
+    """A record's message attributes as SendMessage takes them: ``to_event_record`` reversed."""
+    copies: dict[str, dict[str, Any]] = {}
+    for name, value in attributes.items():
+        copy = copies[str(name)] = {"DataType": value["dataType"]}
+        if "stringValue" in value:
+            copy["StringValue"] = value["stringValue"]
+        if "binaryValue" in value:  # base64 in a record; SendMessage takes the bytes
+            copy["BinaryValue"] = base64.b64decode(value["binaryValue"])
+    return copies

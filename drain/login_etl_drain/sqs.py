@@ -34,7 +34,6 @@ from login_etl.errors import (
 if TYPE_CHECKING:  # type information only: mypy-boto3-sqs is a development dependency
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import QueueAttributeNameType
-    from mypy_boto3_sqs.type_defs import MessageTypeDef, SendMessageBatchRequestEntryTypeDef
 
 Record = dict[str, Any]
 """One record of a Lambda SQS event."""
@@ -44,6 +43,7 @@ MAX_PER_CALL: Final = 10  # SQS limit for ReceiveMessage / *Batch entries
 QUERY_MODEL_PATH: Final = Path(__file__).resolve().parent / "data"
 """A botocore data path: ``sqs/2012-11-05/service-2.json.gz`` of botocore 1.34.89."""
 _LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
+_QUERY_ENDPOINTS: set[str] = set()  # endpoints found to speak only query (asked once)
 # SQS's error codes, by what they mean here (see call_sqs).
 # fmt: off
 _NOT_FOUND: Final = frozenset(
@@ -91,6 +91,7 @@ class ClientOptions:
         if self.protocol == "query":
             # This session only: every other one in the process keeps botocore's JSON model.
             session.set_config_variable("data_path", str(QUERY_MODEL_PATH))
+            session.register("provide-client-params.sqs.ReceiveMessage", _legacy_attribute_names)
         if session.get_credentials() is None and _is_loopback(self.endpoint_url):
             # LocalStack and moto accept any key; never done for a real AWS endpoint.
             session.set_credentials("test", "test")
@@ -106,21 +107,14 @@ class ClientOptions:
                 "sqs", region_name=self.region, endpoint_url=self.endpoint_url, config=config
             ),
         )
-        if self.protocol == "query":
-            client.meta.events.register(
-                "provide-client-params.sqs.ReceiveMessage", _legacy_attribute_names
-            )
         return cast("SQSClient", client)
 
 
-def _legacy_attribute_names(params: dict[str, Any], **kwargs: Any) -> None:
+def _legacy_attribute_names(**kwargs: Any) -> None:
     """The query model's legacy ``AttributeNames``, all LocalStack < 3.0 knows (docs/drain.md)."""
-    if "MessageSystemAttributeNames" in params:
-        names = params.pop("MessageSystemAttributeNames")
+    params: dict[str, Any] = kwargs["params"]
+    if (names := params.pop("MessageSystemAttributeNames", None)) is not None:
         params["AttributeNames"] = [*params.get("AttributeNames", []), *names]
-
-
-_QUERY_ENDPOINTS: set[str] = set()  # endpoints found to speak only query (asked once)
 
 
 class SqsQueue:
@@ -140,26 +134,14 @@ class SqsQueue:
             # Neither --region nor AWS_REGION / a profile: the queue URL may name it.
             region = region_from_url(url) or ("us-east-1" if _is_loopback(url) else None)
         protocol: Protocol = "query" if endpoint_url in _QUERY_ENDPOINTS else "json"
-        options = ClientOptions(endpoint_url, region, wait_seconds, protocol)
-
-        def first_call(client: SQSClient) -> Mapping[Any, str]:
-            return call_sqs(
-                "GetQueueAttributes",
-                lambda: client.get_queue_attributes(
-                    QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"]
-                )["Attributes"],
-                queue_url=url,
-            )
-
-        options, client, attributes = _choose_protocol(options, first_call)
-        arn = str(attributes["QueueArn"])
-        info = QueueInfo(
-            url=url,
-            arn=arn,
-            region=arn.split(":")[3] if arn.count(":") >= 5 else (region or ""),
-            visibility_timeout=int(attributes.get("VisibilityTimeout", 30)),
+        options, client, attributes = _choose_protocol(
+            ClientOptions(endpoint_url, region, wait_seconds, protocol),
+            lambda c: _attributes(c, url, "QueueArn", "VisibilityTimeout"),
         )
-        return cls(info, options, client)
+        arn = str(attributes["QueueArn"])
+        region = arn.split(":")[3] if arn.count(":") >= 5 else (region or "")
+        timeout = int(attributes.get("VisibilityTimeout", 30))
+        return cls(QueueInfo(url, arn, region, timeout), options, client)
 
     @property
     def protocol(self) -> Protocol:
@@ -177,15 +159,6 @@ class SqsQueue:
         self, max_messages: int, *, wait_seconds: int, visibility_timeout: int
     ) -> list[Record]:
         """One ReceiveMessage call (long poll), as Lambda event records."""
-        messages = self.receive_messages(
-            max_messages, wait_seconds=wait_seconds, visibility_timeout=visibility_timeout
-        )
-        return [to_event_record(m, self.info) for m in messages]
-
-    def receive_messages(
-        self, max_messages: int, *, wait_seconds: int, visibility_timeout: int
-    ) -> list[MessageTypeDef]:
-        """One ReceiveMessage call, the messages as SQS gives them."""
         response = self._call(
             "ReceiveMessage",
             lambda c: c.receive_message(
@@ -197,14 +170,13 @@ class SqsQueue:
                 MessageAttributeNames=["All"],
             ),
         )
-        return response.get("Messages", [])
+        return [to_event_record(m, self.info) for m in response.get("Messages", [])]
 
     def send_batch(self, entries: Sequence[Any]) -> set[str]:
         """One SendMessageBatch (at most 10 entries); the ``Id``s SQS accepted."""
-        entries = cast("list[SendMessageBatchRequestEntryTypeDef]", list(entries))
         response = self._call(
             "SendMessageBatch",
-            lambda c: c.send_message_batch(QueueUrl=self.info.url, Entries=entries),
+            lambda c: c.send_message_batch(QueueUrl=self.info.url, Entries=list(entries)),
         )
         return {ok["Id"] for ok in response.get("Successful", [])}
 
@@ -290,9 +262,7 @@ def to_event_record(message: Mapping[str, Any], queue: QueueInfo) -> Record:
 def region_from_url(url: str) -> str | None:
     """``https://sqs.eu-west-1.amazonaws.com/...`` → ``eu-west-1``."""
     parts = (urlsplit(url).hostname or "").split(".")
-    if len(parts) >= 4 and parts[0] == "sqs" and "amazonaws" in parts:
-        return parts[1]
-    return None
+    return parts[1] if len(parts) >= 4 and parts[0] == "sqs" and "amazonaws" in parts else None
 
 
 def _event_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -398,14 +368,15 @@ def call_sqs[T](what: str, call: Callable[[], T], *, queue_url: str | None = Non
 
 def queue_counts(client: SQSClient, queue_url: str) -> tuple[int, int]:
     """(visible, in flight) messages of a queue, as SQS approximates them."""
-    names: list[QueueAttributeNameType] = [
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-    ]
-    attributes = call_sqs(
+    visible: Final = "ApproximateNumberOfMessages"
+    in_flight: Final = "ApproximateNumberOfMessagesNotVisible"
+    attributes = _attributes(client, queue_url, visible, in_flight)
+    return int(attributes.get(visible, 0)), int(attributes.get(in_flight, 0))
+
+
+def _attributes(client: SQSClient, url: str, *names: QueueAttributeNameType) -> Mapping[Any, str]:
+    return call_sqs(
         "GetQueueAttributes",
-        lambda: client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names),
-        queue_url=queue_url,
-    )["Attributes"]
-    visible, in_flight = (int(attributes.get(name, 0)) for name in names)
-    return visible, in_flight
+        lambda: client.get_queue_attributes(QueueUrl=url, AttributeNames=list(names))["Attributes"],
+        queue_url=url,
+    )

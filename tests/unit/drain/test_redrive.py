@@ -134,7 +134,10 @@ def _dead_letter(sqs: Any, url: str, dlq_url: str, bodies: list[str], **send: An
 
 def test_each_copy_carries_its_original_id_and_send_time_signed(moto_sqs: Any) -> None:
     url, dlq_url = _queues(moto_sqs, "redrive-identity")
-    source = {"source": {"DataType": "String", "StringValue": "mobile"}}
+    source = {
+        "source": {"DataType": "String", "StringValue": "mobile"},
+        "raw": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+    }
     originals = _dead_letter(
         moto_sqs, url, dlq_url, login_bodies(3, seed=8), MessageAttributes=source
     )
@@ -148,6 +151,7 @@ def test_each_copy_carries_its_original_id_and_send_time_signed(moto_sqs: Any) -
         original = next(m for m in originals if m["Body"] == copy["Body"])
         attributes = copy["MessageAttributes"]
         assert attributes["source"]["StringValue"] == "mobile"  # the producer's, kept
+        assert attributes["raw"]["BinaryValue"] == b"\x00\xff"  # binary too, as bytes
         value = attributes[ATTRIBUTE]["StringValue"]
         assert SIGNER.verify(value, copy["Body"]) == Identity(
             original["MessageId"], original["Attributes"]["SentTimestamp"]
