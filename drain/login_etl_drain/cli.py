@@ -268,7 +268,8 @@ def _parser() -> argparse.ArgumentParser:
                 raise argparse.ArgumentTypeError(f"must be {low}-{high}")
             return number
 
-        text += "" if default is None else f" (default {default})"
+        if default is not None:
+            text += f" (default {default})"
         d.add_argument(flag, type=parse, default=default, help=text)
 
     int_option(

@@ -79,7 +79,7 @@ class StopSwitch:
                 tick()
 
 
-@dataclass
+@dataclass(eq=False)
 class Drainer:
     queue: SqsQueue
     pipeline_for_worker: Callable[[int], PipelineRuntime]
