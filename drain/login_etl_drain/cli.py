@@ -8,8 +8,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from types import FrameType
 
 from login_etl.config import masking_key
@@ -21,10 +21,13 @@ from login_etl.errors import (
     SettingsError,
     SqsError,
 )
+from login_etl.identity import IdentitySigner
+from login_etl.postgres.schema import init_database
 from login_etl.runtime import PipelineRuntime
 from login_etl.secrets import SecretSource
 
 from .progress import ProgressDisplay, Stats, summary_line
+from .redrive import redrive
 from .runner import MAX_BATCH_SIZE, Drainer, DrainOptions, StopSwitch
 from .sqs import SqsQueue
 
@@ -48,20 +51,14 @@ _EXIT_CODES: tuple[tuple[type[LoginEtlError], int], ...] = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "drain":
-        return drain(args)
-    if args.command == "redrive":
-        return redrive_command(args)
-    _parser().print_help(sys.stderr)
-    return EXIT_USAGE
+    if args.command is None:
+        _parser().print_help(sys.stderr)
+        return EXIT_USAGE
+    return drain(args) if args.command == "drain" else redrive_command(args)
 
 
 def redrive_command(args: argparse.Namespace) -> int:
     """Move the DLQ's messages back to the source queue (after the cause was fixed)."""
-    from login_etl.identity import IdentitySigner
-
-    from .redrive import redrive
-
     signer = None
     if args.method != "move-task":
         # The copies' identities are signed with a key derived from the masking key.
@@ -72,7 +69,14 @@ def redrive_command(args: argparse.Namespace) -> int:
             return _fail("redrive", error, hint=f"{hint} but gives new ids")
     try:
         dlq = SqsQueue.open(args.dlq_url, endpoint_url=args.endpoint_url, region=args.region)
-        destination_url = args.to_queue_url or _only_source_queue(dlq)
+        destination_url = args.to_queue_url
+        if not destination_url:  # the DLQ's only source queue
+            sources = dlq.source_queues()
+            if len(sources) != 1:
+                raise SqsError(
+                    f"the dead-letter queue has {len(sources)} source queues; pass --to-queue-url"
+                )
+            destination_url = sources[0]
         destination = SqsQueue.open(
             destination_url, endpoint_url=args.endpoint_url, region=args.region
         )
@@ -122,15 +126,6 @@ def _note_protocol(command: str, queue: SqsQueue) -> None:
         )
 
 
-def _only_source_queue(dlq: SqsQueue) -> str:
-    sources = dlq.source_queues()
-    if len(sources) != 1:
-        raise SqsError(
-            f"the dead-letter queue has {len(sources)} source queues; pass --to-queue-url"
-        )
-    return sources[0]
-
-
 def drain(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
     # --follow waits like the Lambda poller (20 s); a one-off drain wants to end soon.
@@ -164,16 +159,13 @@ def drain(args: argparse.Namespace) -> int:
     with _stop_on_signals(switch) as received:
         drainer.run(display.tick, interrupted=lambda: bool(received))
     display.clear()
-    try:
-        remaining: tuple[int, int] | None = queue.counts()
-    except SqsError:
-        remaining = None
+    remaining: tuple[int, int] | None = None
+    with suppress(SqsError):
+        remaining = queue.counts()
     print(summary_line(stats.snapshot(), stats.elapsed(), remaining), flush=True)
     if switch.error is not None:
         return _fail("drain", switch.error)
-    if received:
-        return 128 + received[0]  # 130 for Ctrl-C, as shells expect
-    return EXIT_OK
+    return 128 + received[0] if received else EXIT_OK  # 130 after Ctrl-C, as shells expect
 
 
 def _checked_start(args: argparse.Namespace, wait_seconds: int) -> tuple[PipelineRuntime, SqsQueue]:
@@ -186,8 +178,6 @@ def _checked_start(args: argparse.Namespace, wait_seconds: int) -> tuple[Pipelin
     runtime = PipelineRuntime(env, log=logging.getLogger("login_etl_drain.settings"))
     settings = runtime.settings()
     if args.init_db:
-        from login_etl.postgres.schema import init_database
-
         init_database(settings.database)
     try:
         runtime.table_shape()
@@ -239,13 +229,10 @@ def _fail(command: str, error: BaseException, *, hint: str = "") -> int:
 
 def _configure_logging(verbose: bool) -> None:
     # Rejections: one line per rejected record: message id, reason code and field, never the value.
+    rejected = "rejected %(message_id)s reason=%(reason)s field=%(field)s"
     for name, text, level in (
         ("login_etl_drain", "%(levelname)s %(message)s", logging.INFO),
-        (
-            "login_etl_drain.rejections",
-            "rejected %(message_id)s reason=%(reason)s field=%(field)s",
-            logging.WARNING if verbose else logging.ERROR,
-        ),
+        ("login_etl_drain.rejections", rejected, logging.WARNING if verbose else logging.ERROR),
     ):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(f"{PROG} drain: {text}"))
@@ -253,16 +240,6 @@ def _configure_logging(verbose: bool) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
-
-
-def _int_in_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}-{high}")
-        return value
-
-    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -283,27 +260,26 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--region", help="default: AWS_REGION, the queue URL, us-east-1 on localhost")
     d.add_argument("--database-url", help="postgresql://user:password@host:port/db (or env)")
 
+    # An integer option checked against its range; with a default, the help ends with it.
     def int_option(flag: str, low: int, high: int, text: str, default: int | None = None) -> None:
-        d.add_argument(flag, type=_int_in_range(low, high), default=default, help=text)
+        def parse(value: str) -> int:
+            number = int(value)
+            if not low <= number <= high:
+                raise argparse.ArgumentTypeError(f"must be {low}-{high}")
+            return number
+
+        if default is not None:
+            text += f" (default {default})"
+        d.add_argument(flag, type=parse, default=default, help=text)
 
     int_option(
-        "--batch-size",
-        1,
-        MAX_BATCH_SIZE,
-        f"records per pipeline batch, 1-{MAX_BATCH_SIZE} (default 10)",
-        10,
+        "--batch-size", 1, MAX_BATCH_SIZE, f"records per pipeline batch, 1-{MAX_BATCH_SIZE}", 10
     )
-    int_option(
-        "--concurrency", 1, 64, "parallel workers, each with its own connection (default 1)", 1
-    )
+    int_option("--concurrency", 1, 64, "parallel workers, each with its own connection", 1)
     d.add_argument("--follow", action="store_true", help="keep polling; stop with Ctrl-C")
     int_option("--wait-seconds", 0, 20, "long-poll wait per receive (default 2, 20 with --follow)")
     int_option(
-        "--idle-polls",
-        1,
-        1000,
-        "without --follow: stop after this many empty polls in a row (default 2)",
-        2,
+        "--idle-polls", 1, 1000, "without --follow: stop after this many empty polls in a row", 2
     )
     int_option(
         "--visibility-timeout",

@@ -116,12 +116,9 @@ class ProgressDisplay:
             return
         self._last = now
         line = status_line(self._stats.snapshot(), self._stats.elapsed())
-        if self._tty:
-            self._stream.write(f"\r\x1b[2K{line}")
-            self._drawn = True
-        else:
-            self._stream.write(f"login-etl drain: {line}\n")
+        self._stream.write(f"\r\x1b[2K{line}" if self._tty else f"login-etl drain: {line}\n")
         self._stream.flush()
+        self._drawn = self._tty
 
     def clear(self) -> None:
         """Remove the in-place line before anything else is printed."""

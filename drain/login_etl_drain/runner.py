@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from login_etl.errors import CredentialsRejected, DatabaseUnavailable, QueueNotFound, SqsError
 from login_etl.pipeline import RejectionLog
@@ -49,11 +49,7 @@ class StopSwitch:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped.set()
-
-    def fail(self, error: BaseException) -> None:
+    def stop(self, error: BaseException | None = None) -> None:
         with self._cond:
             if self.error is None:
                 self.error = error
@@ -83,59 +79,52 @@ class StopSwitch:
                 tick()
 
 
+@dataclass(eq=False)
 class Drainer:
-    def __init__(
-        self,
-        queue: SqsQueue,
-        pipeline_for_worker: Callable[[int], PipelineRuntime],
-        options: DrainOptions,
-        *,
-        stats: Stats,
-        switch: StopSwitch,
-        rejections: RejectionLog,
-    ) -> None:
-        if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
+    queue: SqsQueue
+    pipeline_for_worker: Callable[[int], PipelineRuntime]
+    options: DrainOptions
+    _: KW_ONLY
+    stats: Stats
+    switch: StopSwitch
+    rejections: RejectionLog
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.options.batch_size <= MAX_BATCH_SIZE:
             raise ValueError(f"batch size must be 1-{MAX_BATCH_SIZE}")
-        self._queue = queue
-        self._pipeline_for_worker = pipeline_for_worker
-        self._options = options
-        self._stats = stats
-        self._switch = switch
-        self._rejections = rejections
-        self._visibility_s = (
-            options.visibility_timeout or queue.info.visibility_timeout or _DEFAULT_VISIBILITY_S
-        )
+        timeout = self.options.visibility_timeout or self.queue.info.visibility_timeout
+        self._visibility_s = timeout or _DEFAULT_VISIBILITY_S
 
     def run(self, tick: Callable[[], None], *, interrupted: Callable[[], bool]) -> None:
         """Drain until done, a fatal error, or a stop request; ``tick`` refreshes the display.
         On an interrupt only the batches in flight are awaited (docs/drain.md, "Ctrl-C")."""
         # Clients are made here, in one thread: boto3 sessions are not thread-safe.
-        queues = [self._queue] + [self._queue.clone() for _ in range(self._options.concurrency - 1)]
+        queues = [self.queue] + [self.queue.clone() for _ in range(self.options.concurrency - 1)]
         threads = [
             threading.Thread(target=self._worker, args=(i, q), name=f"drain-{i}", daemon=True)
             for i, q in enumerate(queues)
         ]
         for thread in threads:
             thread.start()
-        while any(t.is_alive() for t in threads) and not self._switch.stopped:
+        while any(t.is_alive() for t in threads) and not self.switch.stopped:
             tick()
             time.sleep(0.1)
         if interrupted():
-            self._switch.wait_idle(tick)
+            self.switch.wait_idle(tick)
         else:
-            self._switch.stop()
+            self.switch.stop()
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.2)
                     tick()
 
     def _worker(self, index: int, queue: SqsQueue) -> None:
-        options = self._options
+        options = self.options
         idle = failures = 0
         pipeline: PipelineRuntime | None = None
         try:
-            pipeline = self._pipeline_for_worker(index)
-            while not self._switch.stopped:
+            pipeline = self.pipeline_for_worker(index)
+            while not self.switch.stopped:
                 try:
                     handled = self._one_batch(queue, pipeline)
                 except Exception as error:
@@ -149,14 +138,14 @@ class Drainer:
                     log.warning(
                         "batch failed, nothing deleted; retrying in %.0f s: %s", delay, error
                     )
-                    self._switch.sleep(delay)
+                    self.switch.sleep(delay)
                     continue
                 failures = 0
                 idle = 0 if handled else idle + 1
                 if not options.follow and idle >= options.idle_polls:
                     return
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
-            self._switch.fail(error)
+            self.switch.stop(error)
         finally:
             if pipeline is not None:
                 pipeline.close()
@@ -167,31 +156,31 @@ class Drainer:
             records = self._gather(queue, lease)
             if not records:
                 return False
-            if not self._switch.begin_batch():
+            if not self.switch.begin_batch():
                 return True  # stopping: leave them; they reappear after the timeout
             try:
-                try:
-                    result = pipeline.process(records, logger=self._rejections)
-                except BaseException:
-                    self._stats.add_failed_batch(len(records))
-                    raise
+                result = pipeline.process(records, logger=self.rejections)
+            except BaseException:
+                self.stats.add_failed_batch(len(records))
+                raise
+            else:
                 failed = set(result.failed_message_ids)
                 done = [r for r in records if r["messageId"] not in failed]
                 not_deleted = queue.delete(done) if done else []
-                self._stats.add_batch(len(records), result, len(not_deleted))
+                self.stats.add_batch(len(records), result, len(not_deleted))
             finally:
-                self._switch.end_batch()
+                self.switch.end_batch()
         return True
 
     def _gather(self, queue: SqsQueue, lease: VisibilityLease) -> list[Record]:
         """Up to ``batch_size`` records; only the first ReceiveMessage waits (a batch never
         waits for a full 10,000 on a slow queue)."""
         records: list[Record] = []
-        size = self._options.batch_size
-        while len(records) < size and not self._switch.stopped:
+        size = self.options.batch_size
+        while len(records) < size and not self.switch.stopped:
             got = queue.receive(
                 min(MAX_PER_CALL, size - len(records)),
-                wait_seconds=0 if records else self._options.wait_seconds,
+                wait_seconds=0 if records else self.options.wait_seconds,
                 visibility_timeout=self._visibility_s,
             )
             if not got:
