@@ -28,18 +28,10 @@ def find_table(conn: pg8000.native.Connection) -> tuple[str, str] | None:
     return (str(found[0][0]), str(found[0][1])) if found else None
 
 
-def qualified_table(conn: pg8000.native.Connection) -> str:
-    """``user_logins`` as the session resolves it, schema-qualified and quoted: the one
-    name every statement of the session writes to."""
-    found = find_table(conn)
-    if found is None:
-        raise SchemaError(f"table {TABLE_NAME} does not exist; run `make db-init`")
-    return sql.qualified(*found)
-
-
-def read_table_shape(conn: pg8000.native.Connection) -> TableShape:
+def read_table(conn: pg8000.native.Connection) -> tuple[str, TableShape]:
     """Inspect ``user_logins`` (the table the unqualified name resolves to, see
-    :func:`find_table`) and check the ledger exists."""
+    :func:`find_table`) and check the ledger exists. Returns the table schema-qualified and
+    quoted (the one name every statement of a session writes to) and its shape."""
     found = find_table(conn)
     if found is None:
         raise SchemaError(f"table {TABLE_NAME} does not exist; run `make db-init`")
@@ -59,4 +51,5 @@ def read_table_shape(conn: pg8000.native.Connection) -> TableShape:
         kind = AppVersionKind.TEXT
     else:
         raise SchemaError(f"{TABLE_NAME}.app_version has unsupported type {data_type}")
-    return TableShape(kind, max_length, has_create_date="create_date" in columns)
+    shape = TableShape(kind, max_length, has_create_date="create_date" in columns)
+    return sql.qualified(*found), shape

@@ -16,7 +16,7 @@ from ..table import TableShape
 from . import sql
 from .connect import connect
 from .errors import DRIVER_ERRORS, Handling, classify, describe
-from .introspect import legacy_ledger_has_ids, qualified_table, read_table_shape
+from .introspect import legacy_ledger_has_ids, read_table
 from .ledger import BatchDays, Ledger
 
 _BOTH: Final = (Handling.RETRY, Handling.ISOLATE)
@@ -83,8 +83,7 @@ def open_session(
     try:
         conn.run(sql.CLIENT_ENCODING_UTF8)  # why: its comment in sql.py
         # One resolution of the unqualified name: the shape and every write use it.
-        table = qualified_table(conn)
-        shape = read_table_shape(conn)
+        table, shape = read_table(conn)
         legacy = legacy_ledger_has_ids(conn)
         ledger = Ledger(conn, shape, table, window_days, legacy, today)
         copy_sql = sql.copy_rows(shape, table)
