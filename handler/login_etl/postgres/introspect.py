@@ -32,14 +32,12 @@ def read_table(conn: pg8000.native.Connection) -> tuple[str, TableShape]:
     """Inspect ``user_logins`` (the table the unqualified name resolves to, see
     :func:`find_table`) and check the ledger exists. Returns the table schema-qualified and
     quoted (the one name every statement of a session writes to) and its shape."""
-    found = find_table(conn)
-    if found is None:
+    if (found := find_table(conn)) is None:
         raise SchemaError(f"table {TABLE_NAME} does not exist; run `make db-init`")
     schema, name = found
     rows = conn.run(sql.TABLE_COLUMNS, schema=schema, table=name)
     columns = {name: (data_type, max_length) for name, data_type, max_length in rows}
-    missing = REQUIRED_COLUMNS - columns.keys()
-    if missing:
+    if missing := REQUIRED_COLUMNS - columns.keys():
         raise SchemaError(f"table {TABLE_NAME} lacks columns {sorted(missing)}")
     for ledger in (sql.LEDGER_SLOT_DAYS, sql.UNDATED_LEDGER):
         if not conn.run(sql.LEDGER_EXISTS, name=ledger)[0][0]:

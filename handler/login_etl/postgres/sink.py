@@ -48,7 +48,7 @@ class PostgresSink:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="login-etl-db")
 
     def table_shape(self) -> TableShape:
-        return self._open().shape
+        return self._open().ledger.shape
 
     def write(
         self,
