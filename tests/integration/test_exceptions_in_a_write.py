@@ -24,7 +24,7 @@ from login_etl.connection_settings import ConnectionSettings
 from login_etl.dates import epoch_day
 from login_etl.masking import Masker
 from login_etl.pipeline import BatchResult, process_batch
-from login_etl.postgres import SMALL_BATCH_ROWS, PostgresSink, isolate, streaming, transaction
+from login_etl.postgres import SMALL_BATCH_ROWS, PostgresSink, streaming, transaction
 from login_etl.postgres.ledger import Ledger, SlotStatements
 from tests.conftest import Db, on_each_server, wait_for
 
@@ -119,9 +119,11 @@ CASES: dict[str, Case] = {
         lambda: records(3, seed=6) + records(3, seed=7, day=DAY0 - timedelta(days=1)),
         DAY0,
     ),
-    # bisection (a row the database refuses), in its transaction with savepoints
+    # bisection (a row the database refuses), in its transaction with savepoints (the
+    # small batch's one statement before it does not call claim_and_copy: call 2 is the
+    # bisection's second chunk)
     "isolation: a chunk's claim_and_copy raises": (
-        lambda mp: raise_on_call(mp, isolate, "claim_and_copy", call=2),
+        lambda mp: raise_on_call(mp, transaction, "claim_and_copy", call=2),
         lambda: records(6, seed=8, user="poison"),
         DAY0,
     ),

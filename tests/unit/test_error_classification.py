@@ -93,7 +93,7 @@ def test_no_write_step_sorts_driver_errors_itself() -> None:
 
 
 def test_every_write_strategy_settles_its_failures_in_a_session_step() -> None:
-    for module in ("transaction.py", "streaming.py", "isolate.py", "session.py"):
+    for module in ("transaction.py", "streaming.py", "session.py"):
         assert "step(" in (POSTGRES / module).read_text(), module
-    assert "classify(" in (POSTGRES / "isolate.py").read_text()  # the bisection's refused row
+    assert "classify(" in (POSTGRES / "transaction.py").read_text()  # the bisection's refused row
     assert "classify(" in (POSTGRES / "ledger.py").read_text()  # a TRUNCATE that waited too long

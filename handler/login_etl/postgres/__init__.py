@@ -4,8 +4,8 @@ Its modules: the code map in docs/architecture.md."""
 
 from .connect import connect
 from .errors import DatabaseUnavailable
-from .introspect import read_table_shape
+from .introspect import read_table
 from .sink import PostgresSink
 from .transaction import SMALL_BATCH_ROWS
 
-__all__ = ["SMALL_BATCH_ROWS", "DatabaseUnavailable", "PostgresSink", "connect", "read_table_shape"]
+__all__ = ["SMALL_BATCH_ROWS", "DatabaseUnavailable", "PostgresSink", "connect", "read_table"]

@@ -48,11 +48,10 @@ def connect(settings: ConnectionSettings) -> pg8000.native.Connection:
         timeout = str(settings.statement_timeout_ms)
         conn.run(sql.SESSION_TIMEOUTS, statement_timeout=timeout, idle_timeout=timeout)
     except ssl.SSLCertVerificationError as error:
-        sock.close()
-        raise DatabaseUnavailable(
-            f"the server's TLS certificate was refused ({settings.redacted()}, CA bundle "
+        reason = (
+            "the server's TLS certificate was refused (CA bundle "
             f"{settings.sslrootcert or 'the system trust store'}): {error.verify_message}"
-        ) from None
+        )
     except ScramException as error:
         # scramp refuses some passwords before sending anything (SASLprep: control or
         # unassigned characters); its text names the rule, never the password.

@@ -28,26 +28,16 @@ def find_table(conn: pg8000.native.Connection) -> tuple[str, str] | None:
     return (str(found[0][0]), str(found[0][1])) if found else None
 
 
-def qualified_table(conn: pg8000.native.Connection) -> str:
-    """``user_logins`` as the session resolves it, schema-qualified and quoted: the one
-    name every statement of the session writes to."""
-    found = find_table(conn)
-    if found is None:
-        raise SchemaError(f"table {TABLE_NAME} does not exist; run `make db-init`")
-    return sql.qualified(*found)
-
-
-def read_table_shape(conn: pg8000.native.Connection) -> TableShape:
+def read_table(conn: pg8000.native.Connection) -> tuple[str, TableShape]:
     """Inspect ``user_logins`` (the table the unqualified name resolves to, see
-    :func:`find_table`) and check the ledger exists."""
-    found = find_table(conn)
-    if found is None:
+    :func:`find_table`) and check the ledger exists. Returns the table schema-qualified and
+    quoted (the one name every statement of a session writes to) and its shape."""
+    if (found := find_table(conn)) is None:
         raise SchemaError(f"table {TABLE_NAME} does not exist; run `make db-init`")
     schema, name = found
     rows = conn.run(sql.TABLE_COLUMNS, schema=schema, table=name)
     columns = {name: (data_type, max_length) for name, data_type, max_length in rows}
-    missing = REQUIRED_COLUMNS - columns.keys()
-    if missing:
+    if missing := REQUIRED_COLUMNS - columns.keys():
         raise SchemaError(f"table {TABLE_NAME} lacks columns {sorted(missing)}")
     for ledger in (sql.LEDGER_SLOT_DAYS, sql.UNDATED_LEDGER):
         if not conn.run(sql.LEDGER_EXISTS, name=ledger)[0][0]:
@@ -59,4 +49,5 @@ def read_table_shape(conn: pg8000.native.Connection) -> TableShape:
         kind = AppVersionKind.TEXT
     else:
         raise SchemaError(f"{TABLE_NAME}.app_version has unsupported type {data_type}")
-    return TableShape(kind, max_length, has_create_date="create_date" in columns)
+    shape = TableShape(kind, max_length, has_create_date="create_date" in columns)
+    return sql.qualified(*found), shape

@@ -89,8 +89,7 @@ class Ledger:
     def statements(self, day: int) -> SlotStatements:
         """The statements of ``day``'s slot (prepared by :meth:`prepare`)."""
         slot = slot_of(day)
-        found = self._statements.get(slot)
-        if found is None:
+        if (found := self._statements.get(slot)) is None:
             conn, legacy = self.conn, self.legacy
             found = SlotStatements(
                 claim_statement=conn.prepare(sql.claim_message_ids(slot, legacy)),

@@ -15,7 +15,7 @@ from ..errors import ConfigurationError, SettingsError
 from . import sql
 from .connect import connect
 from .errors import DatabaseUnavailable
-from .introspect import find_table, qualified_table, read_table_shape
+from .introspect import find_table, read_table
 
 
 def init_schema(conn: pg8000.native.Connection) -> None:
@@ -41,9 +41,9 @@ def init_schema(conn: pg8000.native.Connection) -> None:
         conn.run(sql.DROP_LEDGER_VIEW)
         conn.run(sql.create_ledger_view(legacy))
         conn.run(sql.DECODE_APP_VERSION_FUNCTION)
-        shape = read_table_shape(conn)
+        table, shape = read_table(conn)
         conn.run(sql.DROP_VERSION_VIEW)
-        conn.run(sql.create_version_view(shape.app_version_kind, qualified_table(conn)))
+        conn.run(sql.create_version_view(shape.app_version_kind, table))
         conn.run("COMMIT")
     except BaseException:
         conn.run("ROLLBACK")

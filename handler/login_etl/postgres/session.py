@@ -12,11 +12,10 @@ import pg8000.native
 
 from ..connection_settings import ConnectionSettings
 from ..errors import ConnectionLost, DatabaseUnavailable, RowRejected
-from ..table import TableShape
 from . import sql
 from .connect import connect
 from .errors import DRIVER_ERRORS, Handling, classify, describe
-from .introspect import legacy_ledger_has_ids, qualified_table, read_table_shape
+from .introspect import legacy_ledger_has_ids, read_table
 from .ledger import BatchDays, Ledger
 
 _BOTH: Final = (Handling.RETRY, Handling.ISOLATE)
@@ -29,8 +28,7 @@ class Session:
     unusable), the sink opens a new session for the next write."""
 
     conn: pg8000.native.Connection
-    shape: TableShape
-    ledger: Ledger  # the claim statements of each day's slot, and its maintenance
+    ledger: Ledger  # the table's shape, the claim statements of each day's slot, maintenance
     copy_sql: str  # sql.copy_rows(shape, table)
     closed: bool = False
 
@@ -83,12 +81,10 @@ def open_session(
     try:
         conn.run(sql.CLIENT_ENCODING_UTF8)  # why: its comment in sql.py
         # One resolution of the unqualified name: the shape and every write use it.
-        table = qualified_table(conn)
-        shape = read_table_shape(conn)
+        table, shape = read_table(conn)
         legacy = legacy_ledger_has_ids(conn)
         ledger = Ledger(conn, shape, table, window_days, legacy, today)
-        copy_sql = sql.copy_rows(shape, table)
-        return Session(conn=conn, shape=shape, ledger=ledger, copy_sql=copy_sql)
+        return Session(conn, ledger, copy_sql=sql.copy_rows(shape, table))
     except BaseException as error:  # whatever it is (SchemaError, a bug): never leave it open
         with contextlib.suppress(*DRIVER_ERRORS):  # the connection may be the broken part
             conn.close()

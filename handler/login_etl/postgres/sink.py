@@ -12,11 +12,10 @@ from ..errors import ConnectionLost, DatabaseUnavailable, RowRejected
 from ..pipeline import PendingRow, WriteOutcome
 from ..table import TableShape
 from .errors import describe
-from .isolate import write_isolating
 from .ledger import BatchDays, window_days
 from .session import Session, open_session
 from .streaming import write_streaming
-from .transaction import SMALL_BATCH_ROWS, write_transaction
+from .transaction import SMALL_BATCH_ROWS, write_isolating, write_transaction
 
 
 class PostgresSink:
@@ -29,7 +28,7 @@ class PostgresSink:
     1. **streamed** (more than ``SMALL_BATCH_ROWS`` messages): ``streaming.write_streaming``;
        when it cannot finish it hands the parsed rows (``Streamed.unfinished``) to step 2.
     2. **one transaction**: ``transaction.write_transaction``.
-    3. **bisection**: ``isolate.write_isolating``, when Postgres refused a row's values.
+    3. **bisection**: ``transaction.write_isolating``, when Postgres refused a row's values.
 
     How a failure is settled: docs/architecture.md (Failures on the write path).
     """
@@ -49,7 +48,7 @@ class PostgresSink:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="login-etl-db")
 
     def table_shape(self) -> TableShape:
-        return self._open().shape
+        return self._open().ledger.shape
 
     def write(
         self,

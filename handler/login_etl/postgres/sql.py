@@ -192,17 +192,6 @@ SELECT set_config('statement_timeout', :statement_timeout, false),
 """
 
 
-# While the legacy table has ids, every claim also looks there: an id found in it counts
-# as already claimed.
-def _unseen(legacy: bool) -> str:
-    if not legacy:
-        return ""
-    return (
-        f"WHERE NOT EXISTS (SELECT 1 FROM {LEGACY_LEDGER} AS l"
-        " WHERE l.message_id = batch.message_id)"
-    )
-
-
 def _claimed_columns(slot: int) -> tuple[str, str]:
     """The columns a claim fills and their values: the undated table also keeps the
     day of the claim (``:claimed_on``)."""
@@ -211,22 +200,39 @@ def _claimed_columns(slot: int) -> tuple[str, str]:
     return "message_id", "message_id"
 
 
-def claim_message_ids(slot: int, legacy: bool) -> str:
-    """Step 1 of a batch write: claim the ids in slot ``slot``'s table; return the ones
-    already claimed (a redelivery, or a concurrent claim once its transaction ends)."""
-    table, unseen = slot_table(slot), _unseen(legacy)
-    columns, values = _claimed_columns(slot)
-    return f"""
+def _claiming(ids: str, slot: int, legacy: bool, table: str = "", columns: str = "") -> str:
+    """Claim the ids of ``batch`` (``ids``: its SELECT) in slot ``slot``'s table; return the
+    ones already claimed (a redelivery, or a concurrent claim once its transaction ends).
+    With ``table``, also insert the ``columns`` of the newly claimed rows into it."""
+    ledger, unseen = slot_table(slot), ""
+    ledger_columns, ledger_values = _claimed_columns(slot)
+    if legacy:  # every claim also looks there: an id found in it counts as already claimed
+        unseen = (
+            f"WHERE NOT EXISTS (SELECT 1 FROM {LEGACY_LEDGER} AS l"
+            " WHERE l.message_id = batch.message_id)"
+        )
+    statement = f"""
 WITH batch AS (
-    SELECT json_array_elements_text(CAST(:message_ids AS json)) AS message_id
+    {ids}
 ), claimed AS (
-    INSERT INTO {table} ({columns})
-    SELECT {values} FROM batch {unseen}
+    INSERT INTO {ledger} ({ledger_columns})
+    SELECT {ledger_values} FROM batch {unseen}
     ON CONFLICT (message_id) DO NOTHING
-    RETURNING message_id
-)
-SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
-"""
+    RETURNING message_id"""
+    if table:
+        statement += f"""
+), inserted AS (
+    INSERT INTO {table} ({columns})
+    SELECT {columns} FROM batch JOIN claimed USING (message_id)"""
+    return (
+        statement + "\n)\nSELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed\n"
+    )
+
+
+def claim_message_ids(slot: int, legacy: bool) -> str:
+    """Step 1 of a batch write: claim the ids in slot ``slot``'s table (``_claiming``)."""
+    ids = "SELECT json_array_elements_text(CAST(:message_ids AS json)) AS message_id"
+    return _claiming(ids, slot, legacy)
 
 
 def claim_new_message_ids(slot: int, legacy: bool) -> str:
@@ -270,25 +276,10 @@ def write_small_batch(shape: TableShape, table: str, slot: int, legacy: bool) ->
         f"(r->>{i + 1}){casts.get(column, '')} AS {column}"
         for i, column in enumerate(shape.columns)
     )
-    columns = ", ".join(shape.columns)
-    ledger, unseen = slot_table(slot), _unseen(legacy)
-    ledger_columns, ledger_values = _claimed_columns(slot)
-    return f"""
-WITH batch AS (
-    SELECT r->>0 AS message_id,
+    ids = f"""SELECT r->>0 AS message_id,
            {selected}
-    FROM json_array_elements(CAST(:rows AS json)) AS r
-), claimed AS (
-    INSERT INTO {ledger} ({ledger_columns})
-    SELECT {ledger_values} FROM batch {unseen}
-    ON CONFLICT (message_id) DO NOTHING
-    RETURNING message_id
-), inserted AS (
-    INSERT INTO {table} ({columns})
-    SELECT {columns} FROM batch JOIN claimed USING (message_id)
-)
-SELECT message_id FROM batch EXCEPT ALL SELECT message_id FROM claimed
-"""
+    FROM json_array_elements(CAST(:rows AS json)) AS r"""
+    return _claiming(ids, slot, legacy, table, ", ".join(shape.columns))
 
 
 def copy_rows(shape: TableShape, table: str) -> str:

@@ -55,8 +55,7 @@ def write_streaming(
         for statements, ids in claims:
             statements.claim_new(ids)
         conn.execute_unnamed(session.copy_sql, stream=iter(chunks.get, None))
-        stale = finish.get()
-        if stale is None:
+        if (stale := finish.get()) is None:
             return
         for day, ids in days.split(stale):  # the statements exist: each day was claimed
             ledger.statements(day).unclaim(ids)
