@@ -28,8 +28,8 @@ import pg8000.native
 import pytest
 from _pytest.nodeid import NodeId
 
+from localdev.env import ports, postgres10
 from localdev.env import postgres as local_postgres
-from localdev.env import postgres10
 from localdev.env.database import drop_database, empty_tables, with_database
 from login_etl.connection_settings import ConnectionSettings
 from login_etl.postgres import connect, sql
@@ -38,11 +38,15 @@ from tests.support.pii_guard import PiiGuard
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     # This worker's own LocalStack. localdev.env.localstack reads the port when first imported;
     # this conftest is imported before the others and the test modules, which import it.
     assert "localdev.env.localstack.server" not in sys.modules, "LocalStack imported too early"
-    os.environ["LOCALSTACK_PORT"] = str(local_postgres.free_port())
+    base = os.environ.get(ports.BASE_VARIABLE)
+    os.environ["LOCALSTACK_PORT"] = str(ports.worker_port(base and int(base), worker))
+else:
+    # The controller (or a run without xdist): the workers it starts inherit the block.
+    os.environ.setdefault(ports.BASE_VARIABLE, str(ports.new_worker_base()))
 
 LEGACY_DDL = """
 CREATE TABLE IF NOT EXISTS user_logins(

@@ -16,7 +16,6 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localdev import REPO
+from localdev.env.ports import free_port
 
 DEFAULT_DATA_DIR = REPO / ".local" / "postgres"
 DEFAULT_PORT = int(os.environ.get("LOCAL_PG_PORT", "54329"))
@@ -63,12 +63,6 @@ class LocalPostgres:
     @property
     def log_file(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.log"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run_as() -> str | None:

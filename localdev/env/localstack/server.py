@@ -148,6 +148,10 @@ def _wait_healthy(pid: int) -> None:
             PID_FILE.unlink(missing_ok=True)
             raise RuntimeError(f"LocalStack exited during startup; see {LOG_FILE}:\n{_log_tail()}")
         time.sleep(0.2)
+    # Never left running: a LocalStack that is not healthy now will not be used by anyone.
+    _signal_group(pid, signal.SIGKILL)
+    _reap(pid)
+    PID_FILE.unlink(missing_ok=True)
     raise RuntimeError(
         f"LocalStack not healthy at {HEALTH_URL} after {START_TIMEOUT_S:.0f} s; "
         f"see {LOG_FILE}:\n{_log_tail()}"

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localdev.env.localstack_0143 import venv
+from localdev.env.ports import free_port
 
 START_TIMEOUT_S = float(os.environ.get("LOCALSTACK_0143_START_TIMEOUT", "180"))
 STOP_TIMEOUT_S = 20.0
@@ -149,13 +149,6 @@ def _state(stat: Path, pgid: int) -> str:
         return fields[0] if int(fields[2]) == pgid else ""
     except (OSError, IndexError, ValueError):
         return ""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def runtime_env(port: int, workdir: Path, services: str) -> dict[str, str]:
