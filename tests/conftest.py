@@ -42,8 +42,9 @@ if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     # This worker's own LocalStack. localdev.env.localstack reads the port when first imported;
     # this conftest is imported before the others and the test modules, which import it.
     assert "localdev.env.localstack.server" not in sys.modules, "LocalStack imported too early"
-    base = os.environ.get(ports.BASE_VARIABLE)
-    os.environ["LOCALSTACK_PORT"] = str(ports.worker_port(base and int(base), worker))
+    base = os.environ.get(ports.BASE_VARIABLE, "")
+    port = ports.worker_port(int(base) if base.isdigit() else None, worker)
+    os.environ["LOCALSTACK_PORT"] = str(port)
 else:
     # The controller (or a run without xdist): the workers it starts inherit the block.
     os.environ.setdefault(ports.BASE_VARIABLE, str(ports.new_worker_base()))

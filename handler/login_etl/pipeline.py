@@ -114,30 +114,9 @@ def process_batch(
     if any(record.get("messageAttributes") for record in records) and any(
         attribute_of(record) is not None for record in records
     ):
-        # A verified identity attribute gives the original id and the original
-        # ``SentTimestamp``'s day; one that does not verify (tampered, another key, another
-        # body, or no key to check it) leaves the record an ordinary message: its own id
-        # and day, logged without values.
-        ids = list(deliveries)
-        for index, record in enumerate(records):
-            if attribute_of(record) is None:
-                continue
-            found = identity.verify_record(record) if identity is not None else None
-            if found is None:
-                result.unverified_identities += 1
-                logger.warning(
-                    "redrive identity not verified; processed under its own message id",
-                    extra={
-                        "message_id": deliveries[index],
-                        "reason": "identity_not_verified",
-                        "field": "messageAttributes",
-                        "detail": "",
-                    },
-                )
-                continue
-            result.redriven += 1
-            ids[index] = found.message_id
-            record_days[index] = dates.day({"attributes": {"SentTimestamp": found.sent_timestamp}})
+        ids, record_days = _redrive_identities(
+            records, deliveries, record_days, dates, identity, logger, result
+        )
     order = list(dict.fromkeys(ids))
     repeats = len(order) != len(ids)
     days = record_days
@@ -188,9 +167,9 @@ def process_batch(
     delivered: dict[str, list[str]] = {}
     if ids is not deliveries:
         for message_id, delivery in zip(ids, deliveries, strict=True):
-            listed = delivered.setdefault(message_id, [])
-            if delivery not in listed:
-                listed.append(delivery)
+            found = delivered.setdefault(message_id, [])
+            if delivery not in found:
+                found.append(delivery)
     for message_id, rejection in rejected.items():
         result.rejections[rejection.reason] += 1
         logger.warning(
@@ -211,3 +190,41 @@ def process_batch(
     result.written = len(outcome.written)
     result.duplicates = len(outcome.duplicates)
     return result
+
+
+def _redrive_identities(
+    records: Sequence[Mapping[str, Any]],
+    deliveries: list[str],
+    record_days: list[int],
+    dates: SentDates,
+    identity: IdentitySigner | None,
+    logger: RejectionLog,
+    result: BatchResult,
+) -> tuple[list[str], list[int]]:
+    """Ledger ids and days of a batch in which some records carry an identity attribute.
+
+    A verified one gives the original id and the original ``SentTimestamp``'s day; one
+    that does not verify (tampered, another key, another body, or no key to check it)
+    leaves the record an ordinary message: its own id and day, logged without values.
+    """
+    ids, days = list(deliveries), list(record_days)
+    for index, record in enumerate(records):
+        if attribute_of(record) is None:
+            continue
+        found = identity.verify_record(record) if identity is not None else None
+        if found is None:
+            result.unverified_identities += 1
+            logger.warning(
+                "redrive identity not verified; processed under its own message id",
+                extra={
+                    "message_id": deliveries[index],
+                    "reason": "identity_not_verified",
+                    "field": "messageAttributes",
+                    "detail": "",
+                },
+            )
+            continue
+        result.redriven += 1
+        ids[index] = found.message_id
+        days[index] = dates.day({"attributes": {"SentTimestamp": found.sent_timestamp}})
+    return ids, days

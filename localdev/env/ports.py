@@ -1,10 +1,11 @@
 """Free loopback TCP ports for the servers localdev starts, and one per test worker's LocalStack.
 
 Ports are chosen below the kernel's ephemeral range (``ip_local_port_range``), never with
-``bind(0)``: that hands out an ephemeral port, which nothing holds until the server binds it.
-Meanwhile an outgoing connection may take it as its local port, or another ``bind(0)`` may hand
-it to another server. Both were seen: a worker's LocalStack, whose port is chosen when the suite
-starts, found it taken minutes later, was answered by someone else's server, and never listened.
+``bind(0)``: that hands out an ephemeral port, which nothing holds until the server binds it;
+meanwhile an outgoing connection may take it as its local port, or another ``bind(0)`` may hand
+it to another server. A worker's LocalStack port is chosen when the suite starts and bound
+minutes later: in one run a worker's LocalStack never answered on its port, and a socket holding
+the port reproduces that (docs/local-development.md).
 
 The range below is split: the workers' LocalStack ports (``worker_port``: a block the pytest
 controller picks once, one port per worker, so workers never collide) and the rest
@@ -20,9 +21,9 @@ from typing import Final
 
 BASE_VARIABLE: Final = "LOGIN_ETL_WORKER_PORT_BASE"  # set by the controller, read by workers
 _EPHEMERAL_RANGE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
-_WORKER_BLOCKS: Final = 16  # blocks of _WORKER_BLOCK ports, just below the free_port range
-_WORKER_BLOCK: Final = 64
 _SPAN: Final = 8_000  # ports below the ephemeral range that we use
+_WORKER_BLOCK: Final = 64  # ports per block (one per worker)
+_WORKER_BLOCKS: Final = 16  # blocks at the bottom of the span; free_port uses the rest
 
 
 def _ephemeral_low() -> int:
@@ -32,8 +33,10 @@ def _ephemeral_low() -> int:
         return 32_768  # Linux's default
 
 
-def _lowest() -> int:
-    return _ephemeral_low() - _SPAN
+EPHEMERAL_LOW: Final = _ephemeral_low()
+LOWEST: Final = EPHEMERAL_LOW - _SPAN  # the first worker block
+FREE_LOW: Final = LOWEST + _WORKER_BLOCKS * _WORKER_BLOCK  # the first port free_port may pick
+_ROOM: Final = LOWEST >= 1024  # False on an unusual ephemeral range: bind(0) then
 
 
 def _is_free(port: int) -> bool:
@@ -45,37 +48,30 @@ def _is_free(port: int) -> bool:
     return True
 
 
-def _ephemeral() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def free_port() -> int:
     """A port free now, outside the ephemeral range and the workers' blocks."""
-    low = _lowest() + _WORKER_BLOCKS * _WORKER_BLOCK
-    if _lowest() < 1024:  # an unusual ephemeral range: no room below it
-        return _ephemeral()
-    for _ in range(200):
-        port = random.randrange(low, _ephemeral_low())
+    for _ in range(200 if _ROOM else 0):
+        port = random.randrange(FREE_LOW, EPHEMERAL_LOW)
         if _is_free(port):
             return port
-    return _ephemeral()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        ephemeral: int = sock.getsockname()[1]
+        return ephemeral
 
 
 def new_worker_base() -> int:
-    """The first port of a block for one test run's workers (picked at random among blocks,
-    so two runs on one machine rarely share one)."""
-    return _lowest() + random.randrange(_WORKER_BLOCKS) * _WORKER_BLOCK
+    """The first port of a block for one test run's workers (a block at random, so two runs
+    on one machine rarely share one)."""
+    return LOWEST + random.randrange(_WORKER_BLOCKS) * _WORKER_BLOCK
 
 
 def worker_port(base: int | None, worker: str) -> int:
-    """The LocalStack port of xdist worker ``worker`` (``gw3``: ``base + 3``); a random free
-    one if there is no base, the worker number does not fit the block, or the port is taken."""
+    """The LocalStack port of xdist worker ``worker`` (``gw3``: ``base + 3``); a free one from
+    :func:`free_port` if there is no base, the number does not fit a block, or it is taken."""
     number = worker.removeprefix("gw")
-    if base is not None and _lowest() >= 1024 and number.isdigit():
+    if _ROOM and base is not None and number.isdigit() and int(number) < _WORKER_BLOCK:
         port = base + int(number)
-        if int(number) < _WORKER_BLOCK and _is_free(port):
+        if _is_free(port):
             return port
     return free_port()
