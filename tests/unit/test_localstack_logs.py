@@ -37,3 +37,18 @@ def test_only_logs_of_stopped_workers_older_than_a_minute_are_removed(
     assert sorted(p.name for p in tmp_path.glob("*.log")) == sorted(
         name for name in files if name != "localstack-40001.log"
     )
+
+
+def test_a_log_another_worker_removed_first_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers starting together remove the same old logs (seen when a suite ran twice in one
+    checkout): the log is gone between glob and stat."""
+    monkeypatch.setattr(venv, "STATE_DIR", tmp_path)
+    gone = tmp_path / "localstack-40001.log"
+    gone.write_text("log\n")
+    globbed = list(tmp_path.glob("localstack-*.log"))
+    gone.unlink()
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: iter(globbed))
+
+    server._remove_stopped_worker_logs()  # no FileNotFoundError

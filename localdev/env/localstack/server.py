@@ -123,13 +123,15 @@ def _remove_stopped_worker_logs() -> None:
     """Worker LocalStacks get a new port each run: drop the logs of those no longer running.
 
     A log written in the last minute is kept: a worker starting beside us opens its log before it
-    writes its pid file.
+    writes its pid file. Workers starting together remove the same old logs: one already gone
+    is skipped.
     """
     for log in venv.STATE_DIR.glob("localstack-*.log"):
         port = log.stem.removeprefix("localstack-")
         stopped = not (venv.STATE_DIR / f"localstack-{port}.pid").exists()
-        if port.isdigit() and stopped and time.time() - log.stat().st_mtime > 60:
-            log.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if port.isdigit() and stopped and time.time() - log.stat().st_mtime > 60:
+                log.unlink(missing_ok=True)
 
 
 def _wait_healthy(pid: int) -> None:
