@@ -75,7 +75,7 @@ class PiiGuard:
         logs = self._function_logs
         if logs is not None and logs.is_dir():
             text += "\n".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
-        return sorted(v for v in self.raw_values if v in text and _as_token(v, text))
+        return sorted(standing_alone(self.raw_values, text))
 
     # -- pytest hooks --------------------------------------------------------------
 
@@ -165,8 +165,28 @@ class PiiGuard:
             self._undo.pop()()
 
 
+# Next to a value, one of these makes it part of a longer one ("7.0.0.1" in "127.0.0.1").
+_EDGE = r"[0-9A-Za-z:.\-]"
+_TOKEN = re.compile(rf"{_EDGE}+")
+
+
+def standing_alone(values: set[str], text: str) -> set[str]:
+    """The ``values`` that stand on their own somewhere in ``text``: with no ``_EDGE``
+    character just before or after.
+
+    A value made of ``_EDGE`` characters only (every real address and id) stands alone exactly
+    when it is one of the text's maximal runs of them: one pass over the text and a set lookup
+    per value. A scan of the text per value took 38 s at the end of every suite run (22,703
+    values). The rest (hypothesis' non-ASCII digits, which PII_SHAPE's digit class admits) are
+    searched for one by one.
+    """
+    runs = set(_TOKEN.findall(text))
+    return {
+        value
+        for value in values
+        if value in runs or (not _TOKEN.fullmatch(value) and _as_token(value, text))
+    }
+
+
 def _as_token(value: str, text: str) -> bool:
-    """``value`` stands on its own somewhere in ``text``: "7.0.0.1" inside "127.0.0.1"
-    (a local server's address in a log line) is not that value."""
-    edge = r"[0-9A-Za-z:.\-]"
-    return re.search(rf"(?<!{edge}){re.escape(value)}(?!{edge})", text) is not None
+    return re.search(rf"(?<!{_EDGE}){re.escape(value)}(?!{_EDGE})", text) is not None

@@ -4,11 +4,16 @@ whose pipeline logs a raw value must end red; the same run without the leak, gre
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.support import pii_guard
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -159,3 +164,30 @@ def test_the_guard_finds_a_value_masked_in_one_worker_and_logged_in_another(
     assert "2 passed" in run.stdout
     assert "PII guard: leaked values (first 5): ['172.16.254.9']" in run.stdout
     assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout + run.stderr
+
+
+def _stands_alone(value: str, text: str) -> bool:
+    """The guard's rule as it was first written, one value at a time: no address character on
+    either side (the oracle for the one-pass ``standing_alone``)."""
+    edge = r"[0-9A-Za-z:.\-]"
+    return re.search(rf"(?<!{edge}){re.escape(value)}(?!{edge})", text) is not None
+
+
+PII_VALUES = st.from_regex(pii_guard.PII_SHAPE, fullmatch=True)
+TEXT_PIECES = st.one_of(PII_VALUES, st.sampled_from(list(" =:.-,;/\n\"'xX0719aF")), st.text())
+
+
+@given(value=PII_VALUES, pieces=st.lists(TEXT_PIECES, max_size=12))
+def test_a_value_is_a_token_of_the_text_exactly_when_it_stands_alone_in_it(
+    value: str, pieces: list[str]
+) -> None:
+    text = "".join(pieces)
+    assert (value in pii_guard.standing_alone({value}, text)) == _stands_alone(value, text)
+
+
+@given(value=PII_VALUES, before=TEXT_PIECES, after=TEXT_PIECES)
+def test_a_value_between_any_two_pieces_is_found_as_the_rule_says(
+    value: str, before: str, after: str
+) -> None:
+    text = before + value + after
+    assert (value in pii_guard.standing_alone({value}, text)) == _stands_alone(value, text)
