@@ -49,6 +49,15 @@ else:
     # The controller (or a run without xdist): the workers it starts inherit the block.
     os.environ.setdefault(ports.BASE_VARIABLE, str(ports.new_worker_base()))
 
+# A folder for what the whole run makes once and every worker uses (the SAM build,
+# tests/e2e/conftest.py): made by the controller (or the one process), inherited by the
+# workers, removed by whoever made it. A pytest that a test starts inherits it too.
+RUN_SHARED_VARIABLE = "LOGIN_ETL_TEST_RUN_DIR"
+_RUN_DIR_MADE_HERE = RUN_SHARED_VARIABLE not in os.environ
+if _RUN_DIR_MADE_HERE:
+    os.environ[RUN_SHARED_VARIABLE] = tempfile.mkdtemp(prefix="login-etl-test-run-")
+RUN_DIR = Path(os.environ[RUN_SHARED_VARIABLE])
+
 LEGACY_DDL = """
 CREATE TABLE IF NOT EXISTS user_logins(
     user_id varchar(128), app_version varchar(100), device_type varchar(32),
@@ -319,3 +328,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_configure(config: pytest.Config) -> None:
     # See tests/support/pii_guard.py. The deployed function (e2e) writes its logs to files.
     config.pluginmanager.register(PiiGuard(REPO / ".local" / "lambda-logs"), "pii-guard")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _RUN_DIR_MADE_HERE:
+        shutil.rmtree(RUN_DIR, ignore_errors=True)

@@ -7,6 +7,7 @@ host processes (localdev/env/localstack), so 127.0.0.1 is the same machine.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ if str(REPO_ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not
     sys.path.insert(0, str(REPO_ROOT))
 
 from localdev.env import deploy, sam  # noqa: E402
+from localdev.env.filelock import locked  # noqa: E402
+from tests.conftest import RUN_DIR  # noqa: E402
 
 # Small on purpose: a rejected message is retried every VISIBILITY_S and dead-lettered after
 # MAX_RECEIVE_COUNT deliveries, so the whole flow takes seconds.
@@ -35,10 +38,21 @@ FAST_PARAMS = {
 
 
 @pytest.fixture(scope="session")
-def built_function(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``sam build`` of template.yaml into a private folder; returns the build folder."""
-    build_dir = tmp_path_factory.mktemp("sam") / "build"
-    sam.build(build_dir, quiet=True)
+def built_function() -> Path:
+    """``sam build`` of template.yaml, once per test run; returns the build folder.
+
+    The first worker that needs it builds into the run's folder (``RUN_DIR``); the others wait
+    for that build and use it (four builds, one per worker, were 40 s of CPU per run). Tests
+    only read it.
+    """
+    build_dir = RUN_DIR / "sam" / "build"
+    done = RUN_DIR / "sam" / "built"
+    done.parent.mkdir(parents=True, exist_ok=True)
+    with locked(RUN_DIR / "sam" / "build.lock"):
+        if not done.exists():
+            shutil.rmtree(build_dir, ignore_errors=True)  # a build that failed part-way
+            sam.build(build_dir, quiet=True)
+            done.touch()
     return build_dir
 
 
