@@ -164,6 +164,19 @@ def test_sslmode_require_encrypts_whatever_the_certificate(tls: TlsServer) -> No
 
 def test_default_sslmode_prefer_uses_tls_when_offered(tls: TlsServer) -> None:
     assert _uses_tls(ConnectionSettings.from_url(tls.url()))
+    assert _uses_tls(ConnectionSettings.from_url(tls.url(query="?sslmode=allow")))
+
+
+def test_prefer_speaks_plaintext_to_a_server_without_tls_and_require_is_refused(
+    server_url: str,
+) -> None:
+    """The suite's own server has no TLS: prefer (negotiated by connect itself) falls back
+    to plaintext on the same connection; require does not."""
+    plain = ConnectionSettings.from_url(server_url)
+    assert plain.sslmode == "prefer"
+    assert not _uses_tls(plain)
+    with pytest.raises(DatabaseUnavailable, match="refuses SSL"):
+        connect(ConnectionSettings.from_url(server_url + "?sslmode=require"))
 
 
 # --- verify-full: the chain and the dialled name ---------------------------------------
