@@ -9,6 +9,9 @@ EVENT    ?= events/sqs-mixed-batch.json
 # pytest-xdist workers for `make test`: the suite mostly waits on servers, so more workers
 # than the 2 cores pay off; tests that need one server share one worker (tests/conftest.py).
 WORKERS  ?= 4
+# `make test` keeps bytecode (__pycache__, git-ignored; sam build leaves it out of the artifact)
+# even where the machine sets PYTHONDONTWRITEBYTECODE: the suite starts a few hundred Python
+# processes that import the project, and each compiled it again.
 
 .PHONY: help setup test test-fast test-unit lint db-init run-event pg-up pg-down bench clean \
         up down deploy-local demo invoke lambda-image redrive soak
@@ -30,7 +33,7 @@ $(STAMP): requirements-dev.txt handler/requirements.txt pyproject.toml
 test: setup ## run every check and test (what CI runs; parallel workers, the 15 slowest tests listed)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest -n $(WORKERS) --dist loadgroup --durations=15
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(WORKERS) --dist loadgroup --durations=15
 
 test-fast: setup ## lint, types, unit and static tests (about a minute): before every commit
 	$(PY) -m ruff check .
