@@ -10,8 +10,9 @@ EVENT    ?= events/sqs-mixed-batch.json
 # than the 2 cores pay off; tests that need one server share one worker (tests/conftest.py).
 WORKERS  ?= 4
 # `make test` keeps bytecode (__pycache__, git-ignored; sam build leaves it out of the artifact)
-# even where the machine sets PYTHONDONTWRITEBYTECODE: the suite starts a few hundred Python
-# processes that import the project, and each compiled it again.
+# even where the machine sets PYTHONDONTWRITEBYTECODE: the suite starts many Python processes
+# that import the project (CLI runs, nested pytest sessions, the deployed functions), and each
+# compiled it again.
 
 .PHONY: help setup test test-fast test-unit lint db-init run-event pg-up pg-down bench clean \
         up down deploy-local demo invoke lambda-image redrive soak

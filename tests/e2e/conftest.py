@@ -42,8 +42,8 @@ def built_function() -> Path:
     """``sam build`` of template.yaml, once per test run; returns the build folder.
 
     The first worker that needs it builds into the run's folder (``RUN_DIR``); the others wait
-    for that build and use it (four builds, one per worker, were 40 s of CPU per run). Tests
-    only read it.
+    for that build and use it (each worker built its own before: 6 to 15 s each, on CPU the
+    other workers needed). Tests do not change it.
     """
     build_dir = RUN_DIR / "sam" / "build"
     done = RUN_DIR / "sam" / "built"

@@ -176,7 +176,7 @@ def standing_alone(values: set[str], text: str) -> set[str]:
 
     A value made of ``_EDGE`` characters only (every real address and id) stands alone exactly
     when it is one of the text's maximal runs of them: one pass over the text and a set lookup
-    per value. A scan of the text per value took 38 s at the end of every suite run (22,703
+    per value. A scan of the text per value took 38 s at the end of a measured suite run (22,703
     values). The rest (hypothesis' non-ASCII digits, which PII_SHAPE's digit class admits) are
     searched for one by one.
     """
