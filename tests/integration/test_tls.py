@@ -168,15 +168,16 @@ def test_default_sslmode_prefer_uses_tls_when_offered(tls: TlsServer) -> None:
 
 
 def test_prefer_speaks_plaintext_to_a_server_without_tls_and_require_is_refused(
-    server_url: str,
+    pg10_server_url: str,
 ) -> None:
-    """The suite's own server has no TLS: prefer (negotiated by connect itself) falls back
-    to plaintext on the same connection; require does not."""
-    plain = ConnectionSettings.from_url(server_url)
+    """A server without TLS (the local PG 10 one: always started here, ssl off): prefer
+    (negotiated by connect itself) goes on in plaintext on the same connection; require
+    is refused."""
+    plain = ConnectionSettings.from_url(pg10_server_url)
     assert plain.sslmode == "prefer"
     assert not _uses_tls(plain)
     with pytest.raises(DatabaseUnavailable, match="refuses SSL"):
-        connect(ConnectionSettings.from_url(server_url + "?sslmode=require"))
+        connect(ConnectionSettings.from_url(pg10_server_url + "?sslmode=require"))
 
 
 # --- verify-full: the chain and the dialled name ---------------------------------------

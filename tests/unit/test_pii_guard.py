@@ -178,7 +178,7 @@ TEXT_PIECES = st.one_of(PII_VALUES, st.sampled_from(list(" =:.-,;/\n\"'xX0719aF"
 
 
 @given(value=PII_VALUES, pieces=st.lists(TEXT_PIECES, max_size=12))
-def test_a_value_is_a_token_of_the_text_exactly_when_it_stands_alone_in_it(
+def test_a_value_is_found_exactly_when_it_stands_alone_in_the_text(
     value: str, pieces: list[str]
 ) -> None:
     text = "".join(pieces)
