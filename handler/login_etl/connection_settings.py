@@ -111,7 +111,8 @@ class ConnectionSettings:
         return changed
 
     def ssl_context(self) -> ssl.SSLContext | bool | None:
-        """pg8000's ``ssl_context``: False = plaintext, None = TLS if the server offers it.
+        """``connect``'s TLS: False = plaintext, None = TLS if the server offers it (negotiated
+        by ``connect``), else the context to require and verify TLS with (pg8000's ``ssl_context``).
 
         What each mode checks: docs/security.md. An unreadable CA bundle: :class:`SettingsError`.
         """

@@ -167,9 +167,9 @@ def process_batch(
     delivered: dict[str, list[str]] = {}
     if ids is not deliveries:
         for message_id, delivery in zip(ids, deliveries, strict=True):
-            found = delivered.setdefault(message_id, [])
-            if delivery not in found:
-                found.append(delivery)
+            listed = delivered.setdefault(message_id, [])
+            if delivery not in listed:
+                listed.append(delivery)
     for message_id, rejection in rejected.items():
         result.rejections[rejection.reason] += 1
         logger.warning(

@@ -61,9 +61,14 @@ def free_port() -> int:
 
 
 def new_worker_base() -> int:
-    """The first port of a block for one test run's workers (a block at random, so two runs
-    on one machine rarely share one)."""
-    return LOWEST + random.randrange(_WORKER_BLOCKS) * _WORKER_BLOCK
+    """The first port of a block for one test run's workers: a block at random whose ports are
+    all free now, so a run does not take a block whose LocalStacks another run has started (any
+    block if none is free)."""
+    for _ in range(2 * _WORKER_BLOCKS):
+        base = LOWEST + random.randrange(_WORKER_BLOCKS) * _WORKER_BLOCK
+        if all(_is_free(port) for port in range(base, base + _WORKER_BLOCK)):
+            return base
+    return base
 
 
 def worker_port(base: int | None, worker: str) -> int:

@@ -22,19 +22,26 @@ def test_free_ports_are_free_and_below_the_ephemeral_range() -> None:
             sock.bind(("127.0.0.1", port))
 
 
-def _a_block_nobody_uses() -> int:
-    """A worker block other than this run's (its workers' LocalStacks hold ports in theirs:
-    CI once drew this run's block here, 1 in 16) whose first eight ports are free now."""
-    ours = os.environ.get(ports.BASE_VARIABLE)
-    for _ in range(100):
-        base = ports.new_worker_base()
-        if str(base) != ours and all(ports._is_free(base + n) for n in range(8)):
-            return base
-    raise AssertionError("no worker block with eight free ports in 100 draws")
+def test_a_new_block_is_not_one_whose_ports_are_taken() -> None:
+    """CI once drew the running suite's own block here (1 in 16), whose LocalStacks held
+    ports: a block in use is not drawn while a free one is left."""
+    held = []
+    try:
+        for block in range(ports.LOWEST, ports.FREE_LOW, 2 * 64):  # every other block
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", block + 5))
+            held.append(sock)
+        for _ in range(50):
+            assert (ports.new_worker_base() - ports.LOWEST) // 64 % 2 == 1
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def test_workers_of_one_run_get_distinct_ports_from_one_block() -> None:
-    base = _a_block_nobody_uses()
+    ours = os.environ.get(ports.BASE_VARIABLE)  # this run's block: its workers bind theirs
+    while str(base := ports.new_worker_base()) == ours:
+        pass
     assert ports.LOWEST <= base < ports.FREE_LOW
     got = [ports.worker_port(base, f"gw{n}") for n in range(8)]
     assert got == [base + n for n in range(8)]
